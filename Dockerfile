@@ -1,0 +1,15 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY enterprise_portal enterprise_portal
+COPY accounts accounts
+COPY campaigns campaigns
+COPY contacts contacts
+COPY devices devices
+RUN pip install --no-cache-dir .
+COPY . .
+RUN SECRET_KEY=build DATABASE_URL=postgresql://x@localhost/x REDIS_URL=redis://localhost/0 \
+    STATIC_MANIFEST=1 python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "enterprise_portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,0 +1,141 @@
+"""The one place that decides who may see what.
+
+Every view asks here. "Not yours" is a 404 (we do not confirm that a thing
+exists); "yours, but your role may not" is a 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import Http404
+
+from accounts.models import Account, Enterprise, Membership, Role
+
+
+@dataclass(frozen=True)
+class AccountAccess:
+    """What a user may do in one account: their effective role there."""
+
+    account: Account
+    role: str
+
+    @property
+    def enterprise(self) -> Enterprise:
+        return self.account.enterprise
+
+    @property
+    def role_label(self) -> str:
+        return Role(self.role).label
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN)
+
+    def require(self, roles: Iterable[str]) -> None:
+        if self.role not in set(roles):
+            raise PermissionDenied
+
+
+def _memberships(user) -> list[Membership]:
+    cached = getattr(user, "_portal_memberships", None)
+    if cached is None:
+        cached = list(Membership.objects.filter(user=user).select_related("enterprise", "account"))
+        user._portal_memberships = cached
+    return cached
+
+
+def enterprises_for_user(user, *, any_role: bool = False) -> list[Enterprise]:
+    """Enterprises where the user is an enterprise admin (or holds any role, if asked)."""
+    if not user.is_authenticated:
+        return []
+    found: dict[int, Enterprise] = {}
+    for m in _memberships(user):
+        if any_role or m.role == Role.ENTERPRISE_ADMIN:
+            found.setdefault(m.enterprise_id, m.enterprise)
+    return sorted(found.values(), key=lambda e: e.name)
+
+
+def accounts_for_user(user) -> list[AccountAccess]:
+    """Every account the user may enter, with the role they hold there."""
+    if not user.is_authenticated:
+        return []
+    places: dict[int, AccountAccess] = {}
+    admin_of = [m.enterprise_id for m in _memberships(user) if m.role == Role.ENTERPRISE_ADMIN]
+    if admin_of:
+        for account in Account.objects.filter(
+            enterprise_id__in=admin_of, is_active=True
+        ).select_related("enterprise"):
+            places[account.pk] = AccountAccess(account, Role.ENTERPRISE_ADMIN)
+    for membership in _memberships(user):
+        account = membership.account
+        if account is not None and account.pk not in places and account.is_active:
+            places[membership.account_id] = AccountAccess(membership.account, membership.role)
+    return sorted(places.values(), key=lambda a: (a.account.enterprise.name, a.account.name))
+
+
+def get_enterprise_for_user(user, enterprise_id: int, *, admin_only: bool = True) -> Enterprise:
+    """The enterprise, if the user belongs to it; 403 if they belong but are not its admin."""
+    if not user.is_authenticated:
+        raise Http404
+    roles = {m.role for m in _memberships(user) if m.enterprise_id == enterprise_id}
+    if not roles:
+        raise Http404
+    if admin_only and Role.ENTERPRISE_ADMIN not in roles:
+        raise PermissionDenied
+    return next(m.enterprise for m in _memberships(user) if m.enterprise_id == enterprise_id)
+
+
+def get_account_for_user(user, account: Account | int) -> AccountAccess:
+    """A user's access to one account; 404 unless a member or the enterprise's admin."""
+    if not user.is_authenticated:
+        raise Http404
+    account_id = account.pk if isinstance(account, Account) else account
+    for access in accounts_for_user(user):
+        if access.account.pk == account_id:
+            return access
+    raise Http404
+
+
+def account_view(*, roles: Iterable[str] | None = None):
+    """Decorator for views under /a/<slug>/: login, membership of request.tenant, role."""
+    allowed = set(roles) if roles is not None else None
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            tenant = getattr(request, "tenant", None)
+            if tenant is None or tenant.is_public or not tenant.is_active:
+                raise Http404
+            access = get_account_for_user(request.user, tenant.pk)
+            if allowed is not None:
+                access.require(allowed)
+            request.account_access = access
+            request.enterprise = access.enterprise
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def enterprise_view(view):
+    """Decorator for enterprise pages (public schema): login and enterprise-admin role."""
+
+    @wraps(view)
+    def wrapper(request, enterprise_id: int, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if connection.schema_name != "public":
+            raise Http404
+        request.enterprise = get_enterprise_for_user(request.user, enterprise_id)
+        return view(request, request.enterprise, *args, **kwargs)
+
+    return wrapper

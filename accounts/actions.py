@@ -1,0 +1,156 @@
+"""Writes go through these functions: one transaction, the audit row inside it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from accounts.models import Account, AuditEvent, Domain, Enterprise, Membership, Role, User
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit(
+    actor: User | None,
+    action: str,
+    *,
+    enterprise: Enterprise | None = None,
+    account: Account | None = None,
+    obj: Any = None,
+    details: dict | None = None,
+    request=None,
+) -> AuditEvent:
+    """Records an action. Call it inside the transaction of the action it records."""
+    if enterprise is None and account is not None:
+        enterprise = account.enterprise
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.pk else None,
+        actor_label=(actor.email if actor is not None and actor.pk else "system"),
+        enterprise=enterprise,
+        account=account if account is not None and not account.is_public else None,
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        details=details or {},
+        ip_address=client_ip(request),
+    )
+
+
+def ensure_public_tenant() -> Account:
+    """The platform's own tenant row, which django-tenants routes shared pages to."""
+    public, _ = Account.objects.get_or_create(
+        schema_name="public", defaults={"name": "Platform", "slug": "platform"}
+    )
+    return public
+
+
+@transaction.atomic
+def do_create_enterprise(
+    name: str,
+    *,
+    time_zone: str = "America/Chicago",
+    default_region: str = "US",
+    language: str = "en",
+    actor: User | None = None,
+) -> Enterprise:
+    enterprise = Enterprise(
+        name=name, time_zone=time_zone, default_region=default_region, language=language
+    )
+    enterprise.full_clean()
+    enterprise.save()
+    audit(actor, "enterprise.create", enterprise=enterprise, obj=enterprise)
+    return enterprise
+
+
+def unique_account_slug(name: str) -> str:
+    base = (slugify(name) or "account")[:32].strip("-")
+    slug, n = base, 2
+    while Account.objects.filter(slug=slug).exists() or Domain.objects.filter(domain=slug).exists():
+        slug = f"{base}-{n}"
+        n += 1
+    return slug
+
+
+def do_create_account(
+    enterprise: Enterprise, name: str, *, slug: str | None = None, actor: User | None = None
+) -> Account:
+    """Creates the account, its schema (cloned from the template) and its route.
+
+    Returns the account with ``creation_seconds`` set, so callers can report it.
+    """
+    started = time.perf_counter()
+    slug = slug or unique_account_slug(name)
+    with transaction.atomic():
+        account = Account(
+            enterprise=enterprise,
+            name=name,
+            slug=slug,
+            schema_name=f"acct_{slug.replace('-', '_')}"[:63],
+        )
+        account.full_clean()
+        account.save(verbosity=0)
+        Domain.objects.create(domain=slug, tenant=account, is_primary=True)
+        audit(
+            actor,
+            "account.create",
+            enterprise=enterprise,
+            account=account,
+            obj=account,
+            details={"schema": account.schema_name},
+        )
+    account.creation_seconds = time.perf_counter() - started
+    return account
+
+
+@transaction.atomic
+def do_add_membership(
+    user: User,
+    enterprise: Enterprise,
+    role: str,
+    *,
+    account: Account | None = None,
+    actor: User | None = None,
+) -> Membership:
+    membership = Membership(user=user, enterprise=enterprise, account=account, role=role)
+    membership.full_clean()
+    membership.save()
+    audit(
+        actor,
+        "membership.add",
+        enterprise=enterprise,
+        account=account,
+        obj=membership,
+        details={"user": user.email, "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def do_sign_in_to_account(user: User, account: Account, role: str, *, request=None) -> AuditEvent:
+    return audit(
+        user,
+        "account.sign_in",
+        account=account,
+        obj=account,
+        details={"role": role},
+        request=request,
+    )
+
+
+__all__ = [
+    "Role",
+    "audit",
+    "do_add_membership",
+    "do_create_account",
+    "do_create_enterprise",
+    "do_sign_in_to_account",
+    "ensure_public_tenant",
+]

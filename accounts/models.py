@@ -1,0 +1,268 @@
+"""Shared (public schema) models: enterprises, accounts as tenants, people, audit."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_tenants.models import DomainMixin, TenantMixin
+
+PHONE_REGIONS = [("US", _("United States")), ("BR", _("Brazil"))]
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+class Enterprise(models.Model):
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="America/Chicago", validators=[validate_time_zone]
+    )
+    default_region = models.CharField(
+        _("default phone region"),
+        max_length=2,
+        choices=PHONE_REGIONS,
+        default="US",
+        help_text=_("Decides phone numbers entered without a country code."),
+    )
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES, default="en"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("enterprise")
+        verbose_name_plural = _("enterprises")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(TenantMixin):
+    """One account (business unit, client portfolio): one PostgreSQL schema.
+
+    The single row without an enterprise is the public (platform) tenant that
+    django-tenants needs for the shared pages.
+    """
+
+    enterprise = models.ForeignKey(
+        Enterprise,
+        verbose_name=_("enterprise"),
+        on_delete=models.PROTECT,
+        related_name="accounts",
+        null=True,
+        blank=True,
+    )
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=40, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    auto_create_schema = True
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enterprise", "name"], name="account_name_per_enterprise"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_public(self) -> bool:
+        return self.schema_name == "public"
+
+    @property
+    def url_prefix(self) -> str:
+        return f"/{settings.TENANT_SUBFOLDER_PREFIX}/{self.slug}/"
+
+
+class Domain(DomainMixin):
+    """The sub-folder (``/a/<domain>/``) that routes to an account."""
+
+    class Meta:
+        verbose_name = _("routing")
+        verbose_name_plural = _("routings")
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra) -> User:
+        if not email:
+            raise ValueError("Users need an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create(email, password, **extra)
+
+    def get_by_natural_key(self, username: str) -> User:
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """One user table for the whole platform; memberships say where a user may go."""
+
+    email = models.EmailField(_("email address"), unique=True)
+    full_name = models.CharField(_("full name"), max_length=120, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_staff = models.BooleanField(
+        _("platform operator"),
+        default=False,
+        help_text=_("May use the platform administration (Django admin)."),
+    )
+    date_joined = models.DateTimeField(_("joined"), default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+
+class Role(models.TextChoices):
+    ENTERPRISE_ADMIN = "enterprise_admin", _("Enterprise admin")
+    ACCOUNT_ADMIN = "account_admin", _("Account admin")
+    AGENT = "agent", _("Agent")
+
+
+class Membership(models.Model):
+    """A role for a user: enterprise-wide (no account) or in one account."""
+
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="memberships"
+    )
+    enterprise = models.ForeignKey(
+        Enterprise,
+        verbose_name=_("enterprise"),
+        on_delete=models.CASCADE,
+        related_name="memberships",
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        null=True,
+        blank=True,
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.CheckConstraint(
+                name="membership_role_matches_scope",
+                condition=(
+                    models.Q(role="enterprise_admin", account__isnull=True)
+                    | models.Q(role__in=["account_admin", "agent"], account__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["user", "enterprise"],
+                condition=models.Q(account__isnull=True),
+                name="one_enterprise_role_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "account"],
+                condition=models.Q(account__isnull=False),
+                name="one_account_role_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.account or self.enterprise
+        return f"{self.user} – {self.get_role_display()} – {scope}"
+
+    def clean(self) -> None:
+        if self.role == Role.ENTERPRISE_ADMIN and self.account_id:
+            raise ValidationError(
+                {"account": _("An enterprise admin covers every account; leave it empty.")}
+            )
+        if self.role != Role.ENTERPRISE_ADMIN and not self.account_id:
+            raise ValidationError(
+                {"account": _("Account admins and agents belong to one account.")}
+            )
+        if self.account_id and self.account.enterprise_id != self.enterprise_id:
+            raise ValidationError({"account": _("That account belongs to another enterprise.")})
+
+
+class AuditEvent(models.Model):
+    """Who did what, where. Written in the same transaction as the action it records."""
+
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        User,
+        verbose_name=_("who"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(_("who"), max_length=254, blank=True)
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("enterprise"), on_delete=models.CASCADE, null=True, blank=True
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    action = models.CharField(_("action"), max_length=64)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    object_repr = models.CharField(_("object"), max_length=200, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        indexes = [
+            models.Index(fields=["enterprise", "-occurred_at"], name="audit_enterprise_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"

@@ -1,0 +1,21 @@
+from celery import shared_task
+from django.core.management import call_command
+from django.db import connection
+
+
+@shared_task
+def clear_expired_sessions() -> None:
+    call_command("clearsessions")
+
+
+@shared_task
+def worker_schema_check() -> dict:
+    """Reports the schema a worker runs this task in, as PostgreSQL sees it.
+
+    ``manage.py check_workers`` sends it from each account's context: a healthy
+    deployment answers with that account's schema, proving tenant routing works.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        (current,) = cursor.fetchone()
+    return {"schema_name": connection.schema_name, "current_schema": current}

