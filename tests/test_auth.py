@@ -1,0 +1,280 @@
+"""Sign-in, sign-out, throttling, password reset and change, as a user sees them."""
+
+import re
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from accounts import throttle
+from tests.conftest import PASSWORD
+
+IP = "127.0.0.1"  # REMOTE_ADDR of django.test.Client
+INVALID_LOGIN = "The email address or password is not correct."
+LOCKED_OUT = "Too many failed sign-in attempts"
+UNKNOWN_EMAIL = "nobody@nowhere.test"
+NEW_PASSWORD = "Violet-Lantern-Quartz-8141"
+RESET_LINK = re.compile(r"https?://[^/\s]+(/password/reset/([^/\s]+)/([^/\s]+)/)")
+THROTTLED_EMAILS = [
+    "ent.admin@acme.test",
+    "acct.admin@acme.test",
+    "agent@acme.test",
+    UNKNOWN_EMAIL,
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_throttle():
+    """The cache is a real Redis shared across tests: no failure counts in, none out."""
+    for email in THROTTLED_EMAILS:
+        throttle.reset(email, IP)
+    yield
+    for email in THROTTLED_EMAILS:
+        throttle.reset(email, IP)
+
+
+def _login(client: Client, email: str, password: str, **kwargs):
+    return client.post("/login/", {"username": email, "password": password}, **kwargs)
+
+
+# --- 1. Wrong credentials: one generic message; Argon2 hashes ----------------------------
+
+
+def test_wrong_password_and_unknown_email_get_the_same_generic_error(personas):
+    client = Client()
+    wrong = _login(client, personas.ent_admin.email, "not-the-password")
+    assert wrong.status_code == 200
+    assert wrong.context["form"].non_field_errors() == [INVALID_LOGIN]
+    assert INVALID_LOGIN in wrong.content.decode()
+    assert 'name="password"' in wrong.content.decode()
+    assert "_auth_user_id" not in client.session
+
+    unknown = _login(Client(), UNKNOWN_EMAIL, "not-the-password")
+    assert unknown.status_code == 200
+    assert unknown.context["form"].non_field_errors() == [INVALID_LOGIN]
+    assert unknown.context["form"].errors == wrong.context["form"].errors
+
+
+def test_passwords_are_stored_with_argon2(personas):
+    for user in (personas.ent_admin, personas.agent, personas.operator):
+        assert user.password.startswith("argon2"), user.email
+        assert PASSWORD not in user.password
+        assert user.check_password(PASSWORD)
+
+
+# --- 2. Correct credentials -------------------------------------------------------------
+
+
+def test_enterprise_admin_signs_in_and_lands_on_the_enterprise(personas):
+    client = Client()
+    response = _login(client, "ent.admin@acme.test", PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == settings.LOGIN_REDIRECT_URL
+    assert client.session["_auth_user_id"] == str(personas.ent_admin.pk)
+
+    landing = client.get(response["Location"], follow=True)
+    assert landing.status_code == 200
+    assert landing.redirect_chain[-1] == (f"/enterprises/{personas.ent_a.pk}/", 302)
+    assert landing.request["PATH_INFO"] == f"/enterprises/{personas.ent_a.pk}/"
+
+
+def test_login_follows_redirects_to_the_enterprise_page(personas):
+    response = _login(Client(), "ent.admin@acme.test", PASSWORD, follow=True)
+    assert response.status_code == 200
+    assert response.request["PATH_INFO"] == f"/enterprises/{personas.ent_a.pk}/"
+    assert personas.ent_a.name in response.content.decode()
+
+
+def test_email_is_case_insensitive_at_login(personas):
+    client = Client()
+    response = _login(client, "ENT.ADMIN@ACME.TEST", PASSWORD, follow=True)
+    assert response.status_code == 200
+    assert response.request["PATH_INFO"] == f"/enterprises/{personas.ent_a.pk}/"
+    assert client.session["_auth_user_id"] == str(personas.ent_admin.pk)
+
+
+# --- 3. Throttling ----------------------------------------------------------------------
+
+
+def test_lockout_after_repeated_failures_refuses_even_the_right_password(personas):
+    email = personas.acct_admin.email
+    client = Client()
+    for _attempt in range(settings.LOGIN_FAILURE_LIMIT):
+        response = _login(client, email, "not-the-password")
+        assert response.status_code == 200
+        assert INVALID_LOGIN in response.content.decode()
+    assert throttle.is_locked_out(email, IP)
+
+    response = _login(client, email, PASSWORD)
+    assert response.status_code == 200
+    assert LOCKED_OUT in response.content.decode()
+    assert INVALID_LOGIN not in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+    # Another spelling of the same address is the same lock.
+    response = _login(Client(), email.upper(), PASSWORD)
+    assert LOCKED_OUT in response.content.decode()
+
+    throttle.reset(email, IP)
+    response = _login(client, email, PASSWORD)
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(personas.acct_admin.pk)
+
+
+def test_failures_below_the_limit_do_not_lock(personas):
+    email = personas.agent.email
+    client = Client()
+    for _attempt in range(settings.LOGIN_FAILURE_LIMIT - 1):
+        _login(client, email, "not-the-password")
+    response = _login(client, email, PASSWORD)
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(personas.agent.pk)
+    # A successful sign-in clears the count for that address: as many failures again
+    # still leave the right password working.
+    for _attempt in range(settings.LOGIN_FAILURE_LIMIT - 1):
+        _login(Client(), email, "not-the-password")
+    again = Client()
+    response = _login(again, email, PASSWORD)
+    assert response.status_code == 302
+    assert again.session["_auth_user_id"] == str(personas.agent.pk)
+
+
+# --- 4. Logout --------------------------------------------------------------------------
+
+
+def test_logout_is_post_only_and_ends_the_session(personas):
+    client = Client()
+    assert _login(client, personas.ent_admin.email, PASSWORD).status_code == 302
+    assert client.get(f"/enterprises/{personas.ent_a.pk}/").status_code == 200
+
+    assert client.get("/logout/").status_code == 405
+    assert client.session["_auth_user_id"] == str(personas.ent_admin.pk)
+
+    response = client.post("/logout/")
+    assert response.status_code == 302
+    assert response["Location"] == settings.LOGOUT_REDIRECT_URL
+    assert "_auth_user_id" not in client.session
+    after = client.get(f"/enterprises/{personas.ent_a.pk}/")
+    assert after.status_code == 302
+    assert after["Location"].startswith("/login/?next=")
+
+
+# --- 5. Password reset ------------------------------------------------------------------
+
+
+def test_password_reset_by_email_link_sets_a_new_password(personas, mailoutbox):
+    user = personas.agent
+    client = Client()
+    response = client.post("/password/reset/", {"email": user.email})
+    assert response.status_code == 302
+    assert response["Location"] == "/password/reset/sent/"
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == [user.email]
+    match = RESET_LINK.search(message.body)
+    assert match, message.body
+    link = match.group(1)
+
+    opened = client.get(link)
+    assert opened.status_code == 302
+    set_password_url = opened["Location"]
+    assert set_password_url.endswith("/set-password/")
+
+    form = client.get(set_password_url)
+    assert form.status_code == 200
+    assert form.context["validlink"] is True
+
+    done = client.post(
+        set_password_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    )
+    assert done.status_code == 302
+    assert done["Location"] == "/password/reset/complete/"
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert not user.check_password(PASSWORD)
+    assert user.password.startswith("argon2")
+
+    # The link is single-use.
+    reused = Client().get(link, follow=True)
+    assert reused.context["validlink"] is False
+    assert "This reset link is invalid or has already been used." in reused.content.decode()
+
+    # And the new password signs in.
+    fresh = Client()
+    assert _login(fresh, user.email, NEW_PASSWORD).status_code == 302
+    assert fresh.session["_auth_user_id"] == str(user.pk)
+
+
+def test_password_reset_for_unknown_email_looks_the_same_and_sends_nothing(personas, mailoutbox):
+    known = Client().post("/password/reset/", {"email": personas.agent.email}, follow=True)
+    mailoutbox.clear()
+    unknown = Client().post("/password/reset/", {"email": UNKNOWN_EMAIL}, follow=True)
+    assert unknown.status_code == 200
+    assert unknown.redirect_chain == [("/password/reset/sent/", 302)]
+    assert unknown.redirect_chain == known.redirect_chain
+    assert "If an account exists for that address" in unknown.content.decode()
+    assert len(mailoutbox) == 0
+
+
+# --- 6. Password change -----------------------------------------------------------------
+
+
+def test_password_change_with_the_right_old_password(personas):
+    user = personas.acct_admin
+    client = Client()
+    client.force_login(user)
+    response = client.post(
+        "/password/change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/password/change/done/"
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert not user.check_password(PASSWORD)
+    # The session survives its own password change.
+    assert client.get("/password/change/done/").status_code == 200
+
+
+def test_password_change_with_a_wrong_old_password_keeps_the_old_one(personas):
+    user = personas.acct_admin
+    client = Client()
+    client.force_login(user)
+    response = client.post(
+        "/password/change/",
+        {
+            "old_password": "not-the-password",
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 200
+    assert "old_password" in response.context["form"].errors
+    assert "Your old password was entered incorrectly." in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert not user.check_password(NEW_PASSWORD)
+
+
+# --- 7. CSRF ----------------------------------------------------------------------------
+
+
+def test_login_enforces_csrf(personas):
+    client = Client(enforce_csrf_checks=True)
+    response = _login(client, personas.ent_admin.email, PASSWORD)
+    assert response.status_code == 403
+    assert "_auth_user_id" not in client.session
+
+    # With the token from the form, the same POST signs in.
+    client.get("/login/")
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value
+    response = client.post(
+        "/login/",
+        {"username": personas.ent_admin.email, "password": PASSWORD, "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(personas.ent_admin.pk)

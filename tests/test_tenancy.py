@@ -1,0 +1,181 @@
+"""Accounts as schemas, sign-in to an account, the audit log, routing errors, language and time."""
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import translation
+
+from accounts.actions import audit, do_add_membership, do_create_account
+from accounts.models import AuditEvent, Role, User
+from tests.helpers import client_for
+
+
+def _tables(schema: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_new_account_schema_is_a_copy_of_the_template(personas):
+    account = do_create_account(personas.ent_a, "Acme Three")
+    assert account.schema_name == "acct_acme_three"
+    assert account.url_prefix == "/a/acme-three/"
+    assert _tables("acct_acme_three") == _tables("tenant_template")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM acct_acme_three.django_migrations")
+        (applied,) = cursor.fetchone()
+    assert applied > 0, "migrations are recorded as applied in the cloned schema"
+    assert AuditEvent.objects.filter(action="account.create", account=account).exists()
+
+
+def test_account_names_get_unique_slugs(personas):
+    first = do_create_account(personas.ent_b, "Acme One")  # same name, other enterprise
+    assert first.slug == "acme-one-2"
+
+
+def test_create_commands(personas, capsys):
+    call_command("create_enterprise", "Cobalt", "--region", "BR", "--time-zone", "America/Recife")
+    call_command("create_account", "Cobalt", "Cobalt Main")
+    out = capsys.readouterr().out
+    assert "Enterprise Cobalt created" in out
+    assert "Account Cobalt Main created at /a/cobalt-main/" in out
+    with pytest.raises(CommandError, match="No enterprise"):
+        call_command("create_account", "Nope", "X")
+    with pytest.raises(CommandError, match="not a known time zone"):
+        call_command("create_enterprise", "Bad TZ", "--time-zone", "Mars/Olympus")
+
+
+def test_membership_scope_is_validated(personas):
+    newcomer = User.objects.create_user("new@acme.test", "x-long-password")
+    with pytest.raises(ValidationError):
+        do_add_membership(newcomer, personas.ent_a, Role.ENTERPRISE_ADMIN, account=personas.acct_a1)
+    with pytest.raises(ValidationError):
+        do_add_membership(newcomer, personas.ent_a, Role.AGENT)
+    with pytest.raises(ValidationError, match="another enterprise"):
+        do_add_membership(newcomer, personas.ent_a, Role.AGENT, account=personas.acct_b1)
+
+
+def test_enterprise_admin_sign_in_is_audited_and_lands_signed_in(personas):
+    client = client_for(personas, "ent_admin")
+    response = client.get(f"/accounts/{personas.acct_a2.pk}/sign-in/", follow=True)
+    assert response.redirect_chain == [("/a/acme-two/", 302)]
+    body = response.content.decode()
+    assert 'data-testid="account-title">Acme Two<' in body
+    assert "Enterprise admin" in body
+    event = AuditEvent.objects.get(action="account.sign_in", account=personas.acct_a2)
+    assert event.actor == personas.ent_admin
+    assert event.enterprise == personas.ent_a
+    assert event.details == {"role": "enterprise_admin"}
+
+
+@pytest.mark.parametrize(
+    ("next_url", "lands_on"),
+    [
+        ("/a/acme-one/", "/a/acme-one/"),
+        ("/a/acme-two/", "/a/acme-one/"),  # another account: ignored
+        ("https://evil.example/a/acme-one/", "/a/acme-one/"),
+        ("//evil.example/a/acme-one/", "/a/acme-one/"),
+    ],
+)
+def test_sign_in_next_stays_inside_the_account(personas, next_url, lands_on):
+    client = client_for(personas, "ent_admin")
+    response = client.get(f"/accounts/{personas.acct_a1.pk}/sign-in/", {"next": next_url})
+    assert response["Location"] == lands_on
+
+
+def test_account_members_see_who_has_access_agents_do_not(personas):
+    admin_page = client_for(personas, "acct_admin").get("/a/acme-one/").content.decode()
+    assert "agent@acme.test" in admin_page
+    assert "ent.admin@acme.test" in admin_page
+    agent_page = client_for(personas, "agent").get("/a/acme-one/").content.decode()
+    assert "acct.admin@acme.test" not in agent_page
+    assert "Agent" in agent_page
+
+
+def test_inactive_account_is_not_reachable(personas):
+    personas.acct_a2.is_active = False
+    personas.acct_a2.save(update_fields=["is_active"])
+    client = client_for(personas, "ent_admin")
+    assert client.get("/a/acme-two/").status_code == 404
+    assert client.get(f"/accounts/{personas.acct_a2.pk}/sign-in/").status_code == 404
+    assert "Acme Two" not in client.get(f"/enterprises/{personas.ent_a.pk}/").content.decode()
+
+
+def test_unknown_account_and_page_give_the_404_page(personas):
+    client = client_for(personas, "ent_admin")
+    for url in ("/a/does-not-exist/", "/a/does-not-exist/anything", "/no/such/page/", "/a/"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert b"This page does not exist" in response.content
+
+
+def test_audit_log_filters_and_stays_inside_the_enterprise(personas):
+    audit(personas.ent_admin, "test.alpha", account=personas.acct_a1)
+    audit(personas.acct_admin, "test.beta", account=personas.acct_a2)
+    audit(personas.other_ent_admin, "test.gamma", account=personas.acct_b1)
+    client = client_for(personas, "ent_admin")
+    url = f"/enterprises/{personas.ent_a.pk}/audit/"
+
+    body = client.get(url).content.decode()
+    assert "test.alpha" in body and "test.beta" in body
+    assert "test.gamma" not in body
+
+    body = client.get(url, {"action": "beta"}).content.decode()
+    assert "test.beta" in body and "test.alpha" not in body
+
+    body = client.get(url, {"account": personas.acct_a1.pk}).content.decode()
+    assert "test.alpha" in body and "test.beta" not in body
+
+    body = client.get(url, {"who": "acct.admin"}).content.decode()
+    assert "test.beta" in body and "test.alpha" not in body
+
+    # Another enterprise's account is not a valid choice.
+    response = client.get(url, {"account": personas.acct_b1.pk})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert "test.gamma" not in response.content.decode()
+
+    response = client.get(url, {"date_from": "2026-02-01", "date_to": "2026-01-01"})
+    assert "The start date must be on or before the end date." in response.content.decode()
+
+
+def test_audit_log_paginates(personas):
+    for n in range(60):
+        audit(personas.ent_admin, f"test.bulk.{n:02d}", enterprise=personas.ent_a)
+    client = client_for(personas, "ent_admin")
+    url = f"/enterprises/{personas.ent_a.pk}/audit/"
+    first = client.get(url, {"action": "test.bulk"}).content.decode()
+    second = client.get(url, {"action": "test.bulk", "page": 2}).content.decode()
+    assert "60 events" in first
+    assert "test.bulk.59" in first and "test.bulk.00" not in first
+    assert "test.bulk.00" in second and "action=test.bulk" in second
+    assert client.get(url, {"page": "not-a-number"}).status_code == 200
+
+
+def test_dates_are_shown_in_the_enterprise_time_zone(personas):
+    event = audit(personas.ent_admin, "test.clock", enterprise=personas.ent_a)
+    event.occurred_at = dt.datetime(2026, 1, 15, 18, 0, tzinfo=dt.UTC)
+    event.save(update_fields=["occurred_at"])
+    body = client_for(personas, "ent_admin").get(f"/enterprises/{personas.ent_a.pk}/audit/")
+    assert "2026-01-15 12:00:00" in body.content.decode()  # America/Chicago, UTC-6
+    assert "America/Chicago" in body.content.decode()
+
+
+def test_language_switcher_and_enterprise_default_language(personas):
+    with translation.override("pt-br"):
+        portuguese = str(translation.gettext("Audit log"))
+    assert portuguese != "Audit log", "the Portuguese catalogue is compiled"
+
+    # Borealis' language is Portuguese: its admin sees it without choosing.
+    body = client_for(personas, "other_ent_admin").get(f"/enterprises/{personas.ent_b.pk}/")
+    assert portuguese in body.content.decode()
+
+    client = client_for(personas, "ent_admin")
+    page = f"/enterprises/{personas.ent_a.pk}/"
+    assert "Audit log" in client.get(page).content.decode()
+    response = client.post("/i18n/setlang/", {"language": "pt-br", "next": page})
+    assert response.status_code == 302
+    assert portuguese in client.get(page).content.decode()
