@@ -47,7 +47,8 @@ def free_port() -> int:
 def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[str]:
     """A running PostgreSQL on ``pgdata`` (initialised on first use); yields its URL."""
     # pgserver keeps its lock (and, for long paths, the socket) in the runtime directory.
-    runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/portal-runtime-{os.getuid()}"))
+    default_runtime = Path(tempfile.gettempdir()) / f"portal-runtime-{os.getuid()}"
+    runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", str(default_runtime)))
     runtime.mkdir(mode=0o700, exist_ok=True)
     import pgserver
     import psycopg
