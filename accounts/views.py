@@ -12,6 +12,7 @@ from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
+from accounts import throttle
 from accounts.access import (
     account_view,
     accounts_for_user,
@@ -41,6 +42,11 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        # The lockout message tells people to reset their password: a reset lifts it.
+        throttle.reset(self.user.email)
+        return super().form_valid(form)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

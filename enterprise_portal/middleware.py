@@ -11,21 +11,22 @@ class EnterpriseContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        timezone.deactivate()  # a thread's previous request must not leak its zone
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        enterprise = None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        known = enterprises_for_user(user, any_role=True)
         tenant = getattr(request, "tenant", None)
         if tenant is not None and not tenant.is_public:
-            enterprise = tenant.enterprise
-        elif getattr(request, "user", None) is not None and request.user.is_authenticated:
+            # Only the user's own enterprise: an outsider's 404 must not hint whose account it is.
+            enterprise = next((e for e in known if e.pk == tenant.enterprise_id), None)
+        else:
             wanted = view_kwargs.get("enterprise_id")
-            known = enterprises_for_user(request.user, any_role=True)
-            enterprise = next((e for e in known if e.pk == wanted), None) or (
-                known[0] if known else None
-            )
+            enterprise = next((e for e in known if e.pk == wanted), known[0] if known else None)
         if enterprise is None:
-            timezone.deactivate()
             return None
         timezone.activate(enterprise.time_zone)
         if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:

@@ -55,17 +55,20 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # First: resets the thread's time zone for every request, even one that ends in a 404
+    # before the view; its process_view then applies the enterprise's zone and language.
+    "enterprise_portal.middleware.EnterpriseContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before tenant routing, so an unknown account's 404 page is in the visitor's language.
+    "django.middleware.locale.LocaleMiddleware",
     "django_tenants.middleware.subfolder.TenantSubfolderMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "enterprise_portal.middleware.EnterpriseContextMiddleware",
 ]
 
 TEMPLATES = [

@@ -85,10 +85,35 @@ def _build_personas() -> Personas:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_modify_db_settings():
+    """A test database of this run's own, so two runs on one server never collide."""
+    test = settings.DATABASES["default"].setdefault("TEST", {})
+    test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """The test database, always, with the personas committed in it.
+
+    pytest-django would skip creating it when no collected test asks for ``db``
+    (a browser journey alone uses ``committed``), so this replaces its fixture.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
         _build_personas()
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        # A stopped worker's backends may still be exiting; DROP DATABASE would refuse.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture

@@ -216,6 +216,24 @@ def test_password_reset_for_unknown_email_looks_the_same_and_sends_nothing(perso
     assert len(mailoutbox) == 0
 
 
+def test_password_reset_lifts_a_lockout(personas, mailoutbox):
+    user = personas.ent_admin
+    for _attempt in range(settings.LOGIN_FAILURE_LIMIT):
+        _login(Client(), user.email, "not-the-password")
+    client = Client()
+    client.post("/password/reset/", {"email": user.email})
+    link = RESET_LINK.search(mailoutbox[0].body).group(1)
+    set_password_url = client.get(link)["Location"]
+    client.post(set_password_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+
+    fresh = Client()
+    response = _login(fresh, user.email, NEW_PASSWORD)
+    assert LOCKED_OUT not in response.content.decode()
+    assert fresh.session.get("_auth_user_id") == str(user.pk)
+
+
 # --- 6. Password change -----------------------------------------------------------------
 
 

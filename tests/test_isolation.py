@@ -79,7 +79,7 @@ def test_page_access(personas, page, persona, expected):
     else:
         assert response.status_code == expected
         if expected == 404:
-            assert b"does not exist, or you do not have access" in response.content
+            assert b'data-testid="not-found"' in response.content
 
 
 def test_other_enterprise_data_never_rendered(personas):
