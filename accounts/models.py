@@ -155,6 +155,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().clean()
         self.email = self.__class__.objects.normalize_email(self.email).lower()
 
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return (self.full_name.split() or [self.email])[0]
+
 
 class Role(models.TextChoices):
     ENTERPRISE_ADMIN = "enterprise_admin", _("Enterprise admin")

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -195,14 +196,18 @@ def celery_worker(django_db_setup):
 
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup):
-    """A threaded WSGI server for browser journeys, on the test database."""
-    from django.test.testcases import LiveServerThread, _StaticFilesHandler
+    """The real WSGI app (WhiteNoise serves static files) in a threaded server, on the test DB."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
-    thread = LiveServerThread("localhost", _StaticFilesHandler, connections_override={}, port=0)
-    thread.daemon = True
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadedWSGIServer(("localhost", 0), QuietHandler, allow_reuse_address=False)
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    yield f"http://localhost:{thread.port}"
-    thread.terminate()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
