@@ -116,7 +116,7 @@ def embedded_redis(data_dir: Path, *, persistent: bool) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def services(*, purpose: str) -> Iterator[dict[str, str]]:
+def services(*, purpose: str, database: str = DATABASE_NAME) -> Iterator[dict[str, str]]:
     """DATABASE_URL and REDIS_URL: the configured ones, or embedded servers started here."""
     env: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
@@ -124,7 +124,7 @@ def services(*, purpose: str) -> Iterator[dict[str, str]]:
             log("Using PostgreSQL at DATABASE_URL.")
         else:
             log(f"Starting embedded PostgreSQL (data in {VAR / 'pgdata'}) ...")
-            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(VAR / "pgdata"))
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(VAR / "pgdata", database))
         if os.environ.get("REDIS_URL"):
             log("Using Redis at REDIS_URL.")
         else:
