@@ -35,6 +35,12 @@ class Enterprise(models.Model):
     language = models.CharField(
         _("language"), max_length=10, choices=settings.LANGUAGES, default="en"
     )
+    attempt_cap = models.PositiveSmallIntegerField(
+        _("attempt cap"),
+        default=7,
+        help_text=_("Most attempts to one device, across all accounts, within the cap period."),
+    )
+    attempt_cap_days = models.PositiveSmallIntegerField(_("cap period (days)"), default=7)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -34,6 +34,7 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "crispy_forms",
     "crispy_bootstrap5",
 ]
@@ -193,6 +194,35 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+
+# --- Dialer: gateways per channel, the simulator's node pool and behaviour.
+DIALER_GATEWAYS = {
+    "voice": env_str("VOICE_GATEWAY", "campaigns.gateways.SimulatorGateway"),
+    "sms": env_str("SMS_GATEWAY", "campaigns.gateways.SimulatorGateway"),
+    "email": env_str("EMAIL_GATEWAY", "campaigns.gateways.EmailGateway"),
+}
+DIALER_NODES = env_list("DIALER_NODES", ["dialer-node-01", "dialer-node-02", "dialer-node-03"])
+# Share of sent SMS that the simulator answers with an inbound reply (0..100).
+SIMULATOR_REPLY_PERCENT = env_int("SIMULATOR_REPLY_PERCENT", 5, minimum=0)
+# Real seconds the simulator waits per call, to model a busy line (0 in tests and benchmarks).
+SIMULATOR_CALL_DELAY_MS = env_int("SIMULATOR_CALL_DELAY_MS", 0, minimum=0)
+DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
+DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 500, minimum=1)
+ATTEMPT_TASK_CHUNK = env_int("ATTEMPT_TASK_CHUNK", 25, minimum=1)
+# A claimed state whose attempt task has not finished after this long is sent again.
+DIALING_STALE_SECONDS = env_int("DIALING_STALE_SECONDS", 300, minimum=10)
+MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 100, minimum=1)
+if env_str("STORAGE_BACKEND", "local") == "s3":
+    # S3-compatible storage for recordings and uploads (needs django-storages[s3]).
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("S3_BUCKET"),
+            "endpoint_url": env_str("S3_ENDPOINT_URL", "") or None,
+            "querystring_auth": True,
+            "default_acl": "private",
+        },
+    }
 
 LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOGGING = {

@@ -1,0 +1,164 @@
+"""Per-account campaigns, sub-campaigns and the dial state of each contact device."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from contacts.models import Contact, ContactList
+from devices.models import Channel, SourceType
+
+DEFAULT_RETRY_MINUTES = {
+    "NO_ANSWER": 60,
+    "BUSY": 15,
+    "VOICEMAIL": 240,
+    "FAILED": 120,
+    "ABANDONED": 30,
+    "UNDELIVERED": 240,
+}
+
+
+class Campaign(models.Model):
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by_label = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Purpose(models.TextChoices):
+    TELEMARKETING = "telemarketing", _("Telemarketing")
+    INFORMATIONAL = "informational", _("Informational")
+    COLLECTIONS = "collections", _("Collections")
+
+
+class SubCampaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
+        COMPLETED = "completed", _("Completed")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="sub_campaigns")
+    name = models.CharField(_("name"), max_length=120)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    purpose = models.CharField(_("purpose"), max_length=16, choices=Purpose.choices)
+    caller_id = models.CharField(_("caller ID"), max_length=20, blank=True)
+    sms_source_address = models.CharField(_("SMS source address"), max_length=20, blank=True)
+    sms_source_type = models.CharField(
+        _("SMS source type"), max_length=12, choices=SourceType.choices, blank=True
+    )
+    email_from = models.CharField(_("email From"), max_length=254, blank=True)
+    message = models.TextField(
+        _("message"),
+        blank=True,
+        help_text=_("SMS text, or the email body. {name} and {client_id} are filled in."),
+    )
+    email_subject = models.CharField(_("email subject"), max_length=200, blank=True)
+    record_calls = models.BooleanField(_("record calls"), default=False)
+    pacing_per_minute = models.PositiveIntegerField(_("pacing (attempts per minute)"), default=60)
+    max_attempts = models.PositiveSmallIntegerField(_("max attempts per number"), default=3)
+    retry_minutes = models.JSONField(
+        _("wait before retry (minutes, per result)"), default=dict, blank=True
+    )
+    start_date = models.DateField(_("start date"), null=True, blank=True)
+    end_date = models.DateField(_("end date"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    contact_lists = models.ManyToManyField(
+        ContactList, verbose_name=_("contact lists"), related_name="sub_campaigns", blank=True
+    )
+    dispatch_credit = models.FloatField(default=0)
+    last_dispatch_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["campaign__name", "name"]
+        verbose_name = _("sub-campaign")
+        verbose_name_plural = _("sub-campaigns")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "name"], name="sub_campaign_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign.name} / {self.name}"
+
+    def retry_wait_minutes(self, disposition: str) -> int | None:
+        """Minutes before the next try after this result; None means no retry."""
+        waits = {**DEFAULT_RETRY_MINUTES, **(self.retry_minutes or {})}
+        value = waits.get(disposition)
+        return None if value is None else int(value)
+
+    def clean(self) -> None:
+        errors = {}
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            errors["end_date"] = _("The end date must be on or after the start date.")
+        if self.channel == Channel.SMS and not self.sms_source_address:
+            errors["sms_source_address"] = _("An SMS sub-campaign needs a source address.")
+        if self.channel == Channel.SMS and not self.sms_source_type:
+            errors["sms_source_type"] = _("Choose the type of the source address.")
+        if self.channel == Channel.EMAIL and not self.email_from:
+            errors["email_from"] = _("An email sub-campaign needs a From address.")
+        if self.channel in (Channel.SMS, Channel.EMAIL) and not self.message.strip():
+            errors["message"] = _("Write the message to send.")
+        if self.channel == Channel.EMAIL and not self.email_subject.strip():
+            errors["email_subject"] = _("Write the email subject.")
+        for key, value in (self.retry_minutes or {}).items():
+            if not isinstance(value, int) or value < 0:
+                errors["retry_minutes"] = _("Waits must be whole minutes, 0 or more (%(key)s).") % {
+                    "key": key
+                }
+        if errors:
+            raise ValidationError(errors)
+
+
+class DialState(models.Model):
+    """One device (phone or email) of one contact, as one sub-campaign works through it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DIALING = "dialing", _("Dialing")
+        DONE = "done", _("Done")
+        SUPPRESSED = "suppressed", _("Suppressed")
+
+    sub_campaign = models.ForeignKey(
+        SubCampaign, on_delete=models.CASCADE, related_name="dial_states"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dial_states")
+    device_key = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True)
+    # Set when the dispatcher claims the state; the attempt task must present it.
+    claim_token = models.UUIDField(null=True)
+    claimed_at = models.DateTimeField(null=True)
+    # The ledger row of the attempt authorised and not yet finished (crash recovery).
+    current_attempt_id = models.BigIntegerField(null=True)
+    last_disposition = models.CharField(max_length=16, blank=True)
+    last_reason = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sub_campaign", "contact", "device_key"], name="one_state_per_device"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["sub_campaign", "status", "next_attempt_at"], name="dialstate_due"
+            ),
+            models.Index(fields=["device_key"], name="dialstate_device"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_key} ({self.status})"

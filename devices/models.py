@@ -1,0 +1,168 @@
+"""Shared (public schema) models of the devices app: the attempt ledger, calling rules."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Account, Enterprise
+
+
+class Channel(models.TextChoices):
+    VOICE = "voice", _("Voice")
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
+
+
+class Direction(models.TextChoices):
+    OUTBOUND = "outbound", _("Outbound")
+    INBOUND = "inbound", _("Inbound")
+
+
+class Disposition(models.TextChoices):
+    PENDING = "PENDING", _("In progress")
+    ANSWERED = "ANSWERED", _("Answered")
+    NO_ANSWER = "NO_ANSWER", _("No answer")
+    BUSY = "BUSY", _("Busy")
+    VOICEMAIL = "VOICEMAIL", _("Voicemail")
+    FAILED = "FAILED", _("Failed")
+    ABANDONED = "ABANDONED", _("Abandoned")
+    SENT = "SENT", _("Sent")
+    DELIVERED = "DELIVERED", _("Delivered")
+    UNDELIVERED = "UNDELIVERED", _("Undelivered")
+    RECEIVED = "RECEIVED", _("Received")
+    SUPPRESSED = "SUPPRESSED", _("Suppressed")
+
+
+class RecordingState(models.TextChoices):
+    NONE = "none", _("N/A")
+    STORED = "stored", _("Stored")
+    DELETED = "deleted", _("Deleted")
+
+
+class SourceType(models.TextChoices):
+    SHORT_CODE = "short_code", _("Short code")
+    LONG_CODE = "long_code", _("Long code")
+    ALPHA = "alpha", _("Alphanumeric")
+
+
+class Attempt(models.Model):
+    """One row per attempt to reach a device, from any account of any enterprise.
+
+    The table is partitioned by month on ``attempted_at`` (see migration 0001 and
+    ``devices.ledger``); its real primary key is (id, attempted_at), and ``id`` is
+    unique on its own because it comes from one identity sequence.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    attempted_at = models.DateTimeField(_("date"))
+    enterprise_id = models.BigIntegerField()
+    account_id = models.BigIntegerField()
+    account_name = models.CharField(_("account"), max_length=120)
+    campaign_id = models.BigIntegerField(null=True)
+    campaign_name = models.CharField(_("campaign"), max_length=120, blank=True)
+    sub_campaign_id = models.BigIntegerField(null=True)
+    sub_campaign_name = models.CharField(_("sub-campaign"), max_length=120, blank=True)
+    contact_id = models.BigIntegerField(null=True)
+    dial_state_id = models.BigIntegerField(null=True)
+    attempt_number = models.PositiveIntegerField(default=0)
+    client_id = models.CharField(_("client ID"), max_length=100, blank=True)
+    device_key = models.CharField(_("device"), max_length=254)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
+    disposition = models.CharField(_("result"), max_length=16, choices=Disposition.choices)
+    completed_at = models.DateTimeField(null=True)
+    call_seconds = models.PositiveIntegerField(_("call seconds"), default=0)
+    node = models.CharField(_("node"), max_length=64, blank=True)
+    recording_state = models.CharField(
+        _("recording"), max_length=8, choices=RecordingState.choices, default=RecordingState.NONE
+    )
+    recording_file = models.CharField(max_length=255, blank=True)
+    recording_deleted_by = models.CharField(max_length=254, blank=True)
+    recording_deleted_at = models.DateTimeField(null=True)
+    message = models.TextField(_("message content"), blank=True)
+    carrier_code = models.CharField(_("carrier"), max_length=16, blank=True)
+    source_address = models.CharField(_("source address"), max_length=64, blank=True)
+    source_type = models.CharField(
+        _("source type"), max_length=12, choices=SourceType.choices, blank=True
+    )
+    suppression_rule = models.CharField(_("stopped by"), max_length=64, blank=True)
+    suppression_detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "devices_attempt"
+        ordering = ["-attempted_at", "-id"]
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M} {self.device_key} {self.disposition}"
+
+    @property
+    def sms_direction(self) -> str:
+        """The carrier's words: TEXT_SENT (mobile terminated) or TEXT_RECEIVED (originated)."""
+        return "TEXT_RECEIVED" if self.direction == Direction.INBOUND else "TEXT_SENT"
+
+
+class CallingWindow(models.Model):
+    """When an enterprise may call, in the callee's local time; per country or the default."""
+
+    enterprise = models.ForeignKey(
+        Enterprise, on_delete=models.CASCADE, related_name="calling_windows"
+    )
+    region = models.CharField(
+        _("country"),
+        max_length=2,
+        blank=True,
+        help_text=_("Two-letter country code (US, BR); empty for every other country."),
+    )
+    start = models.TimeField(_("from"))
+    end = models.TimeField(_("until"))
+
+    class Meta:
+        verbose_name = _("calling window")
+        verbose_name_plural = _("calling windows")
+        constraints = [
+            models.UniqueConstraint(fields=["enterprise", "region"], name="one_window_per_region"),
+            models.CheckConstraint(
+                condition=models.Q(start__lt=models.F("end")), name="window_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region or '*'} {self.start:%H:%M}–{self.end:%H:%M}"
+
+
+class Holiday(models.Model):
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField(_("date"))
+    region = models.CharField(_("country"), max_length=2, blank=True)
+    name = models.CharField(_("name"), max_length=80, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        constraints = [
+            models.UniqueConstraint(fields=["enterprise", "date", "region"], name="one_holiday")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"
+
+
+class ActiveSubCampaign(models.Model):
+    """The sub-campaigns the dispatcher must visit, so a tick never loops over every schema."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    sub_campaign_id = models.BigIntegerField()
+    activated_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "sub_campaign_id"], name="one_active_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.sub_campaign_id}"

@@ -1,0 +1,161 @@
+"""The policy gate: the one place that decides whether a device may be reached now.
+
+Callers ask in batches (the dispatcher) or one at a time (the attempt task, inside the
+transaction that authorises the dial). Each answer is DIAL, SUPPRESS (with the rule
+that stopped it) or DEFER (with when to try again). The rules, in order of precedence
+(see design.md §3), are: enterprise device settings, campaign blacklists, national
+registries, calling windows and holidays, attempt caps. This module holds the last two
+today; the others join it here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Enterprise
+from devices.keys import PHONE, country_of_phone, kind_of_key, time_zones_for_phone
+from devices.models import CallingWindow, Channel, Holiday
+
+DIAL = "dial"
+SUPPRESS = "suppress"
+DEFER = "defer"
+
+RULE_CALLING_WINDOW = "calling_window"
+RULE_HOLIDAY = "holiday"
+RULE_ATTEMPT_CAP = "attempt_cap"
+
+DEFAULT_WINDOW = (dt.time(8, 0), dt.time(21, 0))
+# Channels whose timing is regulated: calls and texts, not email.
+WINDOWED_CHANNELS = {Channel.VOICE, Channel.SMS}
+SEARCH_DAYS = 21
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    account_id: int
+    campaign_id: int
+    sub_campaign_id: int
+    purpose: str
+    channel: str
+    device_key: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    rule: str = ""
+    detail: str = ""
+    retry_at: dt.datetime | None = None
+
+    @property
+    def dial(self) -> bool:
+        return self.action == DIAL
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+class PolicyGate:
+    """Decisions for one enterprise at one instant; load once, ask for many devices."""
+
+    def __init__(self, enterprise: Enterprise, now: dt.datetime | None = None):
+        self.enterprise = enterprise
+        self.now = now or timezone.now()
+        self.windows = {
+            w.region: (w.start, w.end) for w in CallingWindow.objects.filter(enterprise=enterprise)
+        }
+        self.holidays: dict[str, set[dt.date]] = {}
+        for holiday in Holiday.objects.filter(
+            enterprise=enterprise,
+            date__gte=self.now.date() - dt.timedelta(days=2),
+            date__lte=self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2),
+        ):
+            self.holidays.setdefault(holiday.region, set()).add(holiday.date)
+
+    # --- the batch API -------------------------------------------------------------
+
+    def decide(self, requests: Sequence[DialRequest]) -> list[Decision]:
+        counts = self._recent_attempt_counts({r.device_key for r in requests})
+        return [self._decide_one(request, counts) for request in requests]
+
+    def decide_one(self, request: DialRequest) -> Decision:
+        return self.decide([request])[0]
+
+    # --- rules -------------------------------------------------------------------------
+
+    def _decide_one(self, request: DialRequest, counts: dict[str, list[dt.datetime]]) -> Decision:
+        if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
+            decision = self._window(request.device_key)
+            if decision is not None:
+                return decision
+        return self._cap(request.device_key, counts.get(request.device_key, []))
+
+    def _window(self, e164: str) -> Decision | None:
+        region = country_of_phone(e164)
+        zones = [_zone(z) for z in time_zones_for_phone(e164)] or [_zone(self.enterprise.time_zone)]
+        start, end = self.windows.get(region) or self.windows.get("") or DEFAULT_WINDOW
+        holidays = self.holidays.get("", set()) | self.holidays.get(region, set())
+
+        def open_in(zone: zoneinfo.ZoneInfo, instant: dt.datetime) -> bool:
+            local = instant.astimezone(zone)
+            return local.date() not in holidays and start <= local.time() < end
+
+        def next_open(zone: zoneinfo.ZoneInfo, instant: dt.datetime) -> dt.datetime:
+            local = instant.astimezone(zone)
+            day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
+            while day in holidays:
+                day += dt.timedelta(days=1)
+            return dt.datetime.combine(day, start, tzinfo=zone)
+
+        # Ambiguous numbers span several zones: the window must be open in all of them.
+        instant = self.now
+        for _ in range(SEARCH_DAYS * max(1, len(zones))):
+            closed = [zone for zone in zones if not open_in(zone, instant)]
+            if not closed:
+                break
+            instant = max(next_open(zone, instant) for zone in closed)
+        else:
+            return Decision(SUPPRESS, RULE_CALLING_WINDOW, "no common calling window")
+        if instant == self.now:
+            return None
+        on_holiday = any(self.now.astimezone(zone).date() in holidays for zone in zones)
+        rule = RULE_HOLIDAY if on_holiday else RULE_CALLING_WINDOW
+        local_hours = f"{start:%H:%M}–{end:%H:%M}"
+        return Decision(DEFER, rule, f"outside {local_hours} local time", retry_at=instant)
+
+    def _cap(self, device_key: str, recent: list[dt.datetime]) -> Decision:
+        cap = self.enterprise.attempt_cap
+        if cap and len(recent) >= cap:
+            # Try again when the oldest counted attempt leaves the period.
+            oldest = sorted(recent)[len(recent) - cap]
+            retry_at = oldest + dt.timedelta(days=self.enterprise.attempt_cap_days)
+            detail = f"{len(recent)} attempts in {self.enterprise.attempt_cap_days} days"
+            return Decision(DEFER, RULE_ATTEMPT_CAP, detail, retry_at=retry_at)
+        return Decision(DIAL)
+
+    def _recent_attempt_counts(self, keys: set[str]) -> dict[str, list[dt.datetime]]:
+        """Outbound attempts per device in the cap period, across every account."""
+        if not keys or not self.enterprise.attempt_cap:
+            return {}
+        since = self.now - dt.timedelta(days=self.enterprise.attempt_cap_days)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT device_key, array_agg(attempted_at) FROM public.devices_attempt
+                WHERE enterprise_id = %s AND device_key = ANY(%s)
+                  AND attempted_at > %s AND attempted_at <= %s
+                  AND direction = 'outbound' AND disposition <> 'SUPPRESSED'
+                GROUP BY device_key
+                """,
+                [self.enterprise.pk, list(keys), since, self.now],
+            )
+            return {key: list(stamps) for key, stamps in cursor.fetchall()}
