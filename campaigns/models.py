@@ -113,7 +113,7 @@ class SubCampaign(models.Model):
         if self.channel == Channel.EMAIL and not self.email_subject.strip():
             errors["email_subject"] = _("Write the email subject.")
         for key, value in (self.retry_minutes or {}).items():
-            if not isinstance(value, int) or value < 0:
+            if value is not None and (not isinstance(value, int) or value < 0):
                 errors["retry_minutes"] = _("Waits must be whole minutes, 0 or more (%(key)s).") % {
                     "key": key
                 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
+from django.utils import timezone
 
 
 def sync_dial_states(
@@ -24,13 +25,14 @@ def sync_dial_states(
         filters.append("l.contactlist_id = ANY(%s)")
         params.append(list(contact_list_ids))
     where = " AND ".join(filters) or "TRUE"
+    now = timezone.now()  # not SQL now(): frozen clocks in tests must agree with the dispatcher
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO campaigns_dialstate
                 (sub_campaign_id, contact_id, device_key, status, attempts, next_attempt_at,
                  last_disposition, last_reason, updated_at)
-            SELECT l.subcampaign_id, c.id, d.key, 'pending', 0, now(), '', '', now()
+            SELECT l.subcampaign_id, c.id, d.key, 'pending', 0, %s, '', '', %s
             FROM campaigns_subcampaign_contact_lists l
             JOIN campaigns_subcampaign s ON s.id = l.subcampaign_id
             JOIN contacts_contact c ON c.contact_list_id = l.contactlist_id
@@ -42,6 +44,6 @@ def sync_dial_states(
             WHERE {where}
             ON CONFLICT (sub_campaign_id, contact_id, device_key) DO NOTHING
             """,  # noqa: S608 - the WHERE clause is built from fixed fragments
-            params,
+            [now, now, *params],
         )
         return cursor.rowcount

@@ -193,6 +193,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": 3600.0,
     },
+    "dispatch": {
+        "task": "campaigns.tasks.dispatch_tick",
+        "schedule": float(env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)),
+    },
+    "requeue-stale-claims": {
+        "task": "campaigns.tasks.requeue_stale_claims",
+        "schedule": 60.0,
+    },
+    "ledger-partitions": {
+        "task": "devices.tasks.maintain_ledger_partitions",
+        "schedule": 6 * 3600.0,
+    },
 }
 
 # --- Dialer: gateways per channel, the simulator's node pool and behaviour.

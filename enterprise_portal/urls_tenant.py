@@ -3,8 +3,52 @@
 from django.urls import include, path
 
 from accounts import views as account_views
+from campaigns import views as campaign_views
+from contacts import views as contact_views
 
-account_patterns = ([path("", account_views.account_home, name="home")], "account")
+account_patterns = (
+    [
+        path("", account_views.account_home, name="home"),
+        path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+        path("campaigns/new/", campaign_views.campaign_create, name="campaign_create"),
+        path(
+            "campaigns/<int:campaign_id>/", campaign_views.campaign_detail, name="campaign_detail"
+        ),
+        path(
+            "campaigns/<int:campaign_id>/sub-campaigns/new/",
+            campaign_views.sub_campaign_create,
+            name="sub_campaign_create",
+        ),
+        # Stable: the Contact Trace links here ("Manage Sub-Campaigns").
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/",
+            campaign_views.sub_campaign_manage,
+            name="sub_campaign",
+        ),
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/counts.json",
+            campaign_views.sub_campaign_counts,
+            name="sub_campaign_counts",
+        ),
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/start/",
+            campaign_views.sub_campaign_start,
+            name="sub_campaign_start",
+        ),
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/pause/",
+            campaign_views.sub_campaign_pause,
+            name="sub_campaign_pause",
+        ),
+        path("lists/", contact_views.list_index, name="lists"),
+        path("lists/<int:list_id>/", contact_views.list_detail, name="list_detail"),
+        path(
+            "lists/<int:list_id>/progress.json", contact_views.list_progress, name="list_progress"
+        ),
+        path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact_detail"),
+    ],
+    "account",
+)
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),

@@ -44,9 +44,12 @@ CREATE INDEX devices_attempt_device ON public.devices_attempt
     (enterprise_id, device_key, attempted_at DESC);
 CREATE INDEX devices_attempt_client ON public.devices_attempt
     (enterprise_id, client_id, attempted_at DESC);
--- Caps count one device's recent attempts; account pages read their own history.
+-- Account pages read their own history, per sub-campaign and per contact.
 CREATE INDEX devices_attempt_account ON public.devices_attempt (account_id, attempted_at DESC);
-CREATE INDEX devices_attempt_dial_state ON public.devices_attempt (account_id, dial_state_id);
+CREATE INDEX devices_attempt_sub_campaign ON public.devices_attempt
+    (account_id, sub_campaign_id, attempted_at DESC);
+CREATE INDEX devices_attempt_contact ON public.devices_attempt
+    (account_id, contact_id, attempted_at DESC);
 """
 
 

@@ -1,0 +1,345 @@
+"""Dispatch and attempts: claim due devices, ask the gate, dial once, record everything.
+
+The promise: every attempt is written to the ledger in the same transaction as the
+account's dial state, the gate is asked again inside the transaction that authorises
+the dial, and an attempt delivered twice (or resumed after a crash) is dialled once:
+the ledger row is the gateway's idempotency key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+import zoneinfo
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.gateways import DeliveryJob, DeliveryResult, get_gateway
+from campaigns.models import DialState, SubCampaign
+from devices.models import Attempt, Direction, Disposition, RecordingState
+from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate
+
+logger = logging.getLogger(__name__)
+
+# Results after which a device is tried again (if the sub-campaign's policy allows).
+RETRYABLE = {"NO_ANSWER", "BUSY", "VOICEMAIL", "FAILED", "ABANDONED", "UNDELIVERED"}
+MAX_BURST_MINUTES = 1.0
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    queued: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _account():
+    return connection.tenant
+
+
+def request_for(sub: SubCampaign, state: DialState) -> DialRequest:
+    return DialRequest(
+        account_id=_account().pk,
+        campaign_id=sub.campaign_id,
+        sub_campaign_id=sub.pk,
+        purpose=sub.purpose,
+        channel=sub.channel,
+        device_key=state.device_key,
+    )
+
+
+def ledger_row(sub: SubCampaign, state: DialState, **values) -> Attempt:
+    account = _account()
+    base = {
+        "attempted_at": timezone.now(),
+        "enterprise_id": account.enterprise_id,
+        "account_id": account.pk,
+        "account_name": account.name,
+        "campaign_id": sub.campaign_id,
+        "campaign_name": sub.campaign.name,
+        "sub_campaign_id": sub.pk,
+        "sub_campaign_name": sub.name,
+        "contact_id": state.contact_id,
+        "dial_state_id": state.pk,
+        "client_id": state.contact.client_id,
+        "device_key": state.device_key,
+        "channel": sub.channel,
+        "direction": Direction.OUTBOUND,
+    }
+    base.update(values)
+    return Attempt(**base)
+
+
+def _apply_refusal(sub: SubCampaign, state: DialState, decision: Decision, now) -> Attempt | None:
+    """Marks a state suppressed (returning its ledger row) or deferred."""
+    state.claim_token = None
+    state.claimed_at = None
+    state.last_reason = f"{decision.rule}: {decision.detail}"[:255]
+    if decision.action == SUPPRESS:
+        state.status = DialState.Status.SUPPRESSED
+        state.next_attempt_at = None
+        return ledger_row(
+            sub,
+            state,
+            attempted_at=now,
+            completed_at=now,
+            disposition=Disposition.SUPPRESSED,
+            attempt_number=state.attempts + 1,
+            suppression_rule=decision.rule,
+            suppression_detail=decision.detail[:255],
+        )
+    state.status = DialState.Status.PENDING
+    state.next_attempt_at = decision.retry_at
+    return None
+
+
+def enterprise_today(now: dt.datetime) -> dt.date:
+    """Sub-campaign start and end dates are days in the enterprise's time zone."""
+    return now.astimezone(zoneinfo.ZoneInfo(_account().enterprise.time_zone)).date()
+
+
+def dispatch_sub_campaign(sub_campaign_id: int, now: dt.datetime | None = None) -> DispatchReport:
+    """One dispatcher pass over one sub-campaign, in the current account's schema."""
+    now = now or timezone.now()
+    report = DispatchReport()
+    with transaction.atomic():
+        sub = (
+            SubCampaign.objects.select_for_update(skip_locked=True)
+            .select_related("campaign")
+            .filter(pk=sub_campaign_id, status=SubCampaign.Status.ACTIVE)
+            .first()
+        )
+        if sub is None:  # paused, gone, or another dispatcher holds it right now
+            return report
+        today = enterprise_today(now)
+        if sub.end_date and today > sub.end_date:
+            from campaigns.actions import complete_sub_campaign
+
+            complete_sub_campaign(sub)
+            return report
+        if sub.start_date and today < sub.start_date:
+            return report
+        last = sub.last_dispatch_at or now - dt.timedelta(
+            seconds=settings.DISPATCH_INTERVAL_SECONDS
+        )
+        elapsed_minutes = max(0.0, (now - last).total_seconds() / 60)
+        credit = min(
+            sub.dispatch_credit + sub.pacing_per_minute * elapsed_minutes,
+            sub.pacing_per_minute * MAX_BURST_MINUTES,
+        )
+        limit = min(int(credit), settings.DISPATCH_BATCH_SIZE)
+        states = list(
+            DialState.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("contact")
+            .filter(sub_campaign=sub, status=DialState.Status.PENDING)
+            .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+            .order_by("next_attempt_at", "id")[:limit]
+        )
+        report.claimed = len(states)
+        decisions = PolicyGate(_account().enterprise, now).decide(
+            [request_for(sub, s) for s in states]
+        )
+        to_dial, rows = [], []
+        for state, decision in zip(states, decisions, strict=True):
+            if decision.dial:
+                state.status = DialState.Status.DIALING
+                state.claim_token = uuid.uuid4()
+                state.claimed_at = now
+                state.last_reason = ""
+                to_dial.append(state)
+                continue
+            row = _apply_refusal(sub, state, decision, now)
+            if row is not None:
+                rows.append(row)
+                report.suppressed += 1
+            else:
+                report.deferred += 1
+            report.reasons[decision.rule] = report.reasons.get(decision.rule, 0) + 1
+        DialState.objects.bulk_update(
+            states,
+            ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason", "updated_at"],
+        )
+        Attempt.objects.bulk_create(rows)
+        report.queued = len(to_dial)
+        sub.dispatch_credit = max(0.0, credit - len(to_dial))
+        sub.last_dispatch_at = now
+        sub.save(update_fields=["dispatch_credit", "last_dispatch_at"])
+        items = [[s.pk, str(s.claim_token)] for s in to_dial]
+        if items:
+            transaction.on_commit(lambda: enqueue_attempts(items))
+    return report
+
+
+def enqueue_attempts(items: list[list]) -> None:
+    """Sends attempt tasks in chunks. If the broker is down the states stay claimed and the
+    stale-claim sweep sends them again once it is back: nothing is lost, nothing dialled."""
+    from campaigns.tasks import perform_attempts
+
+    size = settings.ATTEMPT_TASK_CHUNK
+    try:
+        for start in range(0, len(items), size):
+            perform_attempts.delay(items[start : start + size])
+    except Exception:  # noqa: BLE001 - broker errors vary by transport
+        logger.warning(
+            "Could not enqueue %d attempts; the stale-claim sweep will retry", len(items)
+        )
+
+
+def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
+    contact = state.contact
+    values = {"name": contact.name, "client_id": contact.client_id}
+    try:
+        message = sub.message.format(**values) if sub.message else ""
+    except (KeyError, IndexError, ValueError):
+        message = sub.message
+    return DeliveryJob(
+        attempt_id=attempt.pk,
+        channel=sub.channel,
+        device_key=state.device_key,
+        client_id=contact.client_id,
+        contact_name=contact.name,
+        caller_id=sub.caller_id,
+        record_call=sub.record_calls,
+        sms_source_address=sub.sms_source_address,
+        sms_source_type=sub.sms_source_type,
+        message=message,
+        email_from=sub.email_from,
+        email_subject=sub.email_subject,
+    )
+
+
+def _authorise(state_id: int, token: str) -> tuple[DialState, Attempt] | None:
+    """Phase 1: inside one transaction, re-ask the gate and write the authorised attempt."""
+    with transaction.atomic():
+        state = (
+            DialState.objects.select_for_update(of=("self",))
+            .select_related("contact", "sub_campaign__campaign")
+            .filter(pk=state_id)
+            .first()
+        )
+        if state is None or state.status != DialState.Status.DIALING:
+            return None
+        if str(state.claim_token) != token:
+            return None  # an older claim: its work was done or re-claimed
+        sub = state.sub_campaign
+        if state.current_attempt_id:  # resumed after a crash or a duplicate delivery
+            attempt = Attempt.objects.filter(pk=state.current_attempt_id).first()
+            if attempt is not None:
+                return state, attempt
+        now = timezone.now()
+        decision = PolicyGate(_account().enterprise, now).decide_one(request_for(sub, state))
+        if not decision.dial:
+            row = _apply_refusal(sub, state, decision, now)
+            state.save()
+            if row is not None:
+                row.save()
+            return None
+        attempt = ledger_row(
+            sub,
+            state,
+            attempted_at=now,
+            disposition=Disposition.PENDING,
+            attempt_number=state.attempts + 1,
+            source_address=sub.sms_source_address if sub.channel == "sms" else sub.caller_id,
+            source_type=sub.sms_source_type if sub.channel == "sms" else "",
+        )
+        attempt.save()
+        state.current_attempt_id = attempt.pk
+        state.save(update_fields=["current_attempt_id", "updated_at"])
+        return state, attempt
+
+
+def _record(state_id: int, attempt: Attempt, result: DeliveryResult) -> bool:
+    """Phase 3: the outcome, the ledger and the state, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        state = (
+            DialState.objects.select_for_update(of=("self",))
+            .select_related("sub_campaign")
+            .filter(pk=state_id)
+            .first()
+        )
+        if state is None or state.current_attempt_id != attempt.pk:
+            return False  # already recorded by a duplicate delivery
+        sub = state.sub_campaign
+        Attempt.objects.filter(pk=attempt.pk, attempted_at=attempt.attempted_at).update(
+            disposition=result.disposition,
+            completed_at=now,
+            call_seconds=result.call_seconds,
+            node=result.node,
+            recording_state=RecordingState.STORED if result.recording_file else RecordingState.NONE,
+            recording_file=result.recording_file,
+            message=result.message,
+            carrier_code=result.carrier_code,
+            source_address=result.source_address or attempt.source_address,
+            source_type=result.source_type or attempt.source_type,
+        )
+        state.attempts += 1
+        state.current_attempt_id = None
+        state.claim_token = None
+        state.claimed_at = None
+        state.last_disposition = result.disposition
+        wait = sub.retry_wait_minutes(result.disposition)
+        if (
+            result.disposition in RETRYABLE
+            and state.attempts < sub.max_attempts
+            and wait is not None
+        ):
+            state.status = DialState.Status.PENDING
+            state.next_attempt_at = now + dt.timedelta(minutes=wait)
+        else:
+            state.status = DialState.Status.DONE
+            state.next_attempt_at = None
+        state.save()
+        if result.reply_text:
+            reply = {
+                "device_key": state.device_key,
+                "to_address": result.source_address,
+                "text": result.reply_text,
+            }
+            delay = result.reply_delay_seconds
+            transaction.on_commit(lambda: _schedule_reply(reply, delay))
+    return True
+
+
+def _schedule_reply(reply: dict, delay: int) -> None:
+    from campaigns.tasks import receive_inbound_sms
+
+    try:
+        receive_inbound_sms.apply_async(kwargs=reply, countdown=delay)
+    except Exception:  # noqa: BLE001
+        logger.warning("Could not schedule the simulated reply from %s", reply["device_key"])
+
+
+def perform_attempt(state_id: int, token: str) -> str:
+    """Authorise (gate, ledger row), deliver once, record. Returns what happened."""
+    authorised = _authorise(state_id, token)
+    if authorised is None:
+        return "skipped"
+    state, attempt = authorised
+    gateway = get_gateway(state.sub_campaign.channel)
+    result = gateway.deliver(_job(state.sub_campaign, state, attempt))
+    return "recorded" if _record(state_id, attempt, result) else "duplicate"
+
+
+def stale_claims(now: dt.datetime | None = None) -> list[list]:
+    """Claims older than DIALING_STALE_SECONDS: their task was lost (broker restart, crash)."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.DIALING_STALE_SECONDS)
+    with transaction.atomic():
+        states = list(
+            DialState.objects.select_for_update(skip_locked=True)
+            .filter(status=DialState.Status.DIALING, claimed_at__lt=cutoff)
+            .order_by("claimed_at")[: settings.DISPATCH_BATCH_SIZE]
+        )
+        for state in states:
+            state.claimed_at = now
+        DialState.objects.bulk_update(states, ["claimed_at"])
+    return [[s.pk, str(s.claim_token)] for s in states]

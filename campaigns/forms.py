@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.models import DEFAULT_RETRY_MINUTES, Campaign, SubCampaign
+from contacts.models import ContactList
+
+RETRY_FIELDS = {
+    "NO_ANSWER": _("No answer"),
+    "BUSY": _("Busy"),
+    "VOICEMAIL": _("Voicemail"),
+    "FAILED": _("Failed"),
+    "ABANDONED": _("Abandoned"),
+    "UNDELIVERED": _("Undelivered (SMS)"),
+}
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+class SubCampaignForm(forms.ModelForm):
+    """Manage Sub-Campaigns: identity, channel, sender, pacing, retries, schedule, lists."""
+
+    contact_lists = forms.ModelMultipleChoiceField(
+        label=_("Contact lists"),
+        queryset=ContactList.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = SubCampaign
+        fields = [
+            "name", "channel", "purpose", "caller_id", "record_calls", "sms_source_address",
+            "sms_source_type", "email_from", "email_subject", "message", "pacing_per_minute",
+            "max_attempts", "start_date", "end_date",
+        ]  # fmt: skip
+        widgets = {
+            "message": forms.Textarea(attrs={"rows": 3}),
+            "start_date": forms.DateInput(attrs={"type": "date"}),
+            "end_date": forms.DateInput(attrs={"type": "date"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact_lists"].queryset = ContactList.objects.filter(
+            status=ContactList.Status.READY
+        ).order_by("-created_at")
+        if self.instance.pk:
+            self.fields["contact_lists"].initial = list(
+                self.instance.contact_lists.values_list("pk", flat=True)
+            )
+        waits = {**DEFAULT_RETRY_MINUTES, **(self.instance.retry_minutes or {})}
+        for key, label in RETRY_FIELDS.items():
+            self.fields[f"retry_{key}"] = forms.IntegerField(
+                label=label,
+                min_value=0,
+                max_value=60 * 24 * 30,
+                required=False,
+                initial=waits.get(key),
+                help_text=_("minutes; empty: no retry"),
+            )
+        self.fields["pacing_per_minute"].min_value = 1
+        self.fields["pacing_per_minute"].widget.attrs["min"] = 1
+        self.fields["max_attempts"].widget.attrs.update({"min": 1, "max": 20})
+
+    def retry_field_names(self) -> list[str]:
+        return [f"retry_{key}" for key in RETRY_FIELDS]
+
+    def clean_max_attempts(self):
+        value = self.cleaned_data["max_attempts"]
+        if not 1 <= value <= 20:
+            raise forms.ValidationError(_("Between 1 and 20 attempts per number."))
+        return value
+
+    def clean_pacing_per_minute(self):
+        value = self.cleaned_data["pacing_per_minute"]
+        if not 1 <= value <= 100_000:
+            raise forms.ValidationError(_("Between 1 and 100,000 attempts per minute."))
+        return value
+
+    def _post_clean(self):
+        # Retry waits live in one JSON field; fill it before the model validates.
+        self.instance.retry_minutes = {
+            key: self.cleaned_data.get(f"retry_{key}")
+            for key in RETRY_FIELDS
+            if self.cleaned_data.get(f"retry_{key}") is not None
+        }
+        # A retry left empty means "no retry": record that explicitly over the defaults.
+        for key in RETRY_FIELDS:
+            if f"retry_{key}" in self.cleaned_data and self.cleaned_data[f"retry_{key}"] is None:
+                self.instance.retry_minutes[key] = None
+        super()._post_clean()

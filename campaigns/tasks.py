@@ -1,0 +1,73 @@
+"""Celery tasks of the dialer. Tasks sent from an account's context run in its schema."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from accounts.models import Account
+from campaigns import dialer
+from campaigns.gateways import GatewayBusy
+from campaigns.inbound import record_inbound_sms
+from devices.models import ActiveSubCampaign
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def dispatch_tick() -> int:
+    """Beat: fan out one dispatch task per active sub-campaign, each in its account."""
+    entries = ActiveSubCampaign.objects.select_related("account").filter(account__is_active=True)
+    sent = 0
+    for entry in entries:
+        with tenant_context(entry.account):
+            dispatch_sub_campaign.delay(entry.sub_campaign_id)
+        sent += 1
+    return sent
+
+
+@shared_task(ignore_result=True)
+def dispatch_sub_campaign(sub_campaign_id: int) -> dict:
+    report = dialer.dispatch_sub_campaign(sub_campaign_id)
+    return {"claimed": report.claimed, "queued": report.queued}
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(GatewayBusy, ConnectionError),
+    retry_backoff=2,
+    max_retries=10,
+)
+def perform_attempts(self, items: list[list]) -> None:
+    """Runs claimed attempts. Redelivery is safe: each attempt is dialled once."""
+    for state_id, token in items:
+        dialer.perform_attempt(int(state_id), str(token))
+
+
+@shared_task(ignore_result=True)
+def requeue_stale_claims() -> int:
+    """Beat: claims whose task never finished (lost message, killed worker) are sent again."""
+    accounts = Account.objects.filter(
+        pk__in=ActiveSubCampaign.objects.values("account_id"), is_active=True
+    )
+    total = 0
+    for account in accounts:
+        with tenant_context(account):
+            items = dialer.stale_claims()
+            if items:
+                logger.info("Re-sending %d stale attempts in %s", len(items), account.schema_name)
+                dialer.enqueue_attempts(items)
+                total += len(items)
+    return total
+
+
+@shared_task(ignore_result=True)
+def receive_inbound_sms(device_key: str, to_address: str, text: str) -> int:
+    attempt = record_inbound_sms(device_key=device_key, to_address=to_address, text=text)
+    logger.info("Inbound SMS in %s from %s", connection.schema_name, device_key)
+    return attempt.pk

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, Q
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.access import account_view
+from accounts.urls_helpers import account_url
+from campaigns.access import ADMIN_ROLES, ALL_ROLES, get_campaign_for, get_sub_campaign_for
+from campaigns.actions import (
+    do_activate_sub_campaign,
+    do_create_campaign,
+    do_pause_sub_campaign,
+    do_save_sub_campaign,
+)
+from campaigns.forms import CampaignForm, SubCampaignForm
+from campaigns.models import Campaign, DialState, SubCampaign
+from devices.models import Attempt
+
+ATTEMPTS_PAGE_SIZE = 25
+
+
+def state_counts(sub_campaign_ids) -> dict[int, dict[str, int]]:
+    """Pending / dialing / done / suppressed per sub-campaign, in one query."""
+    rows = (
+        DialState.objects.filter(sub_campaign_id__in=list(sub_campaign_ids))
+        .values("sub_campaign_id")
+        .annotate(
+            pending=Count("id", filter=Q(status=DialState.Status.PENDING)),
+            dialing=Count("id", filter=Q(status=DialState.Status.DIALING)),
+            done=Count("id", filter=Q(status=DialState.Status.DONE)),
+            suppressed=Count("id", filter=Q(status=DialState.Status.SUPPRESSED)),
+        )
+    )
+    empty = {"pending": 0, "dialing": 0, "done": 0, "suppressed": 0}
+    counts = {pk: dict(empty) for pk in sub_campaign_ids}
+    for row in rows:
+        counts[row.pop("sub_campaign_id")] = row
+    return counts
+
+
+def _here(viewname: str, *args) -> str:
+    return account_url(connection.tenant, viewname, *args)
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def campaign_list(request):
+    campaigns = list(Campaign.objects.prefetch_related("sub_campaigns").order_by("name"))
+    counts = state_counts([s.pk for c in campaigns for s in c.sub_campaigns.all()])
+    for campaign in campaigns:
+        for sub in campaign.sub_campaigns.all():
+            sub.counts = counts[sub.pk]
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {"campaigns": campaigns, "can_manage": request.account_access.is_admin, "nav": "campaigns"},
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_http_methods(["GET", "POST"])
+def campaign_create(request):
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        campaign = do_create_campaign(
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, _("Campaign “%(name)s” created.") % {"name": campaign.name})
+        return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
+    return render(request, "campaigns/campaign_form.html", {"form": form, "nav": "campaigns"})
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def campaign_detail(request, campaign_id):
+    campaign = get_campaign_for(request.account_access, campaign_id)
+    subs = list(campaign.sub_campaigns.all())
+    counts = state_counts([s.pk for s in subs])
+    for sub in subs:
+        sub.counts = counts[sub.pk]
+    return render(
+        request,
+        "campaigns/campaign_detail.html",
+        {
+            "campaign": campaign,
+            "sub_campaigns": subs,
+            "can_manage": request.account_access.is_admin,
+            "nav": "campaigns",
+        },
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_http_methods(["GET", "POST"])
+def sub_campaign_create(request, campaign_id):
+    campaign = get_campaign_for(request.account_access, campaign_id)
+    form = SubCampaignForm(request.POST or None, instance=SubCampaign(campaign=campaign))
+    if request.method == "POST" and form.is_valid():
+        sub = do_save_sub_campaign(
+            form.save(commit=False),
+            lists=form.cleaned_data["contact_lists"],
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, _("Sub-campaign “%(name)s” created.") % {"name": sub.name})
+        return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))
+    return render(
+        request,
+        "campaigns/sub_campaign_form.html",
+        {"form": form, "campaign": campaign, "nav": "campaigns"},
+    )
+
+
+@account_view(roles=ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def sub_campaign_manage(request, sub_campaign_id):
+    """Manage Sub-Campaigns: the settings page, with live counts and recent attempts."""
+    access = request.account_access
+    sub = get_sub_campaign_for(access, sub_campaign_id)
+    form = SubCampaignForm(request.POST or None, instance=sub)
+    if request.method == "POST":
+        access.require(ADMIN_ROLES)
+        if form.is_valid():
+            do_save_sub_campaign(
+                form.save(commit=False),
+                lists=form.cleaned_data["contact_lists"],
+                actor=request.user,
+                request=request,
+            )
+            messages.success(request, _("Settings saved."))
+            return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))
+    if not access.is_admin:
+        for field in form.fields.values():
+            field.disabled = True
+    attempts = Attempt.objects.filter(
+        account_id=connection.tenant.pk, sub_campaign_id=sub.pk
+    ).order_by("-attempted_at", "-id")
+    page = Paginator(attempts, ATTEMPTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "campaigns/sub_campaign_manage.html",
+        {
+            "sub": sub,
+            "form": form,
+            "counts": state_counts([sub.pk])[sub.pk],
+            "page": page,
+            "can_manage": access.is_admin,
+            "nav": "campaigns",
+        },
+    )
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def sub_campaign_counts(request, sub_campaign_id):
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    latest = (
+        Attempt.objects.filter(account_id=connection.tenant.pk, sub_campaign_id=sub.pk)
+        .order_by("-attempted_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return JsonResponse(
+        {
+            "status": sub.status,
+            "status_label": sub.get_status_display(),
+            "counts": state_counts([sub.pk])[sub.pk],
+            "latest_attempt": latest,
+        }
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_POST
+def sub_campaign_start(request, sub_campaign_id):
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    try:
+        do_activate_sub_campaign(sub, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Sub-campaign started: attempts begin within seconds."))
+    return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_POST
+def sub_campaign_pause(request, sub_campaign_id):
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    do_pause_sub_campaign(sub, actor=request.user, request=request)
+    messages.success(request, _("Sub-campaign paused. Attempts already under way finish."))
+    return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+
+class UploadForm(forms.Form):
+    name = forms.CharField(label=_("List name"), max_length=120)
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "Columns: client_id, phone (or phone1, phone2, … / phones), email, name, "
+            "time_zone; other columns are kept. UTF-8, up to %(mb)s MB."
+        )
+        % {"mb": settings.MAX_UPLOAD_MB},
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv"}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.MAX_UPLOAD_MB * 1024 * 1024
+        if upload.size > limit:
+            raise forms.ValidationError(
+                _(
+                    "The file is %(size).1f MB; the limit is %(limit)s MB. "
+                    "Split it and upload the parts."
+                )
+                % {"size": upload.size / 1024 / 1024, "limit": settings.MAX_UPLOAD_MB}
+            )
+        if upload.size == 0:
+            raise forms.ValidationError(_("The file is empty."))
+        return upload

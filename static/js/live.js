@@ -1,0 +1,57 @@
+// Live counts and progress bars: poll a JSON URL, update marked elements, refresh a
+// region of the page when new attempts arrive. No dependencies.
+(function () {
+  "use strict";
+
+  function refreshRegions(names) {
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        names.forEach(function (name) {
+          var fresh = doc.querySelector('[data-refresh="' + name + '"]');
+          var current = document.querySelector('[data-refresh="' + name + '"]');
+          if (fresh && current) current.innerHTML = fresh.innerHTML;
+        });
+      });
+  }
+
+  document.querySelectorAll("[data-poll-url]").forEach(function (box) {
+    var url = box.getAttribute("data-poll-url");
+    var seconds = parseInt(box.getAttribute("data-poll-seconds") || "3", 10);
+    var latest = null;
+    function tick() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          Object.keys(data.counts || {}).forEach(function (key) {
+            var el = box.querySelector('[data-count="' + key + '"]');
+            if (el) el.textContent = data.counts[key];
+          });
+          if (data.latest_attempt !== undefined && data.latest_attempt !== latest) {
+            if (latest !== null) refreshRegions(["attempts"]);
+            latest = data.latest_attempt;
+          }
+          var bar = box.querySelector("[data-progress-bar]");
+          if (bar && data.percent !== undefined) {
+            bar.style.width = data.percent + "%";
+            bar.setAttribute("aria-valuenow", data.percent);
+            bar.textContent = data.percent + "%";
+          }
+          Object.keys(data).forEach(function (key) {
+            var el = box.querySelector('[data-field="' + key + '"]');
+            if (el) el.textContent = data[key];
+          });
+          if (data.status === "ready" || data.status === "failed") {
+            if (box.hasAttribute("data-reload-when-done")) window.location.reload();
+            return;
+          }
+          window.setTimeout(tick, seconds * 1000);
+        })
+        .catch(function () { window.setTimeout(tick, seconds * 2000); });
+    }
+    window.setTimeout(tick, seconds * 1000);
+  });
+})();
