@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.gateways import DeliveryJob, DeliveryResult, get_gateway
+from campaigns.gateways import DeliveryJob, DeliveryResult, GatewayBusy, get_gateway
 from campaigns.models import DialState, SubCampaign
 from devices.models import Attempt, Direction, Disposition, RecordingState
 from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate
@@ -215,98 +215,148 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
     )
 
 
-def _authorise(state_id: int, token: str) -> tuple[DialState, Attempt] | None:
-    """Phase 1: inside one transaction, re-ask the gate and write the authorised attempt."""
+def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
+    """Phase 1, one transaction for the chunk: lock the claimed states, re-ask the gate,
+    write the authorised attempts to the ledger. Returns what may be delivered now."""
+    tokens = dict(items)
     with transaction.atomic():
-        state = (
+        states = list(
             DialState.objects.select_for_update(of=("self",))
             .select_related("contact", "sub_campaign__campaign")
-            .filter(pk=state_id)
-            .first()
+            .filter(pk__in=list(tokens), status=DialState.Status.DIALING)
+            .order_by("pk")
         )
-        if state is None or state.status != DialState.Status.DIALING:
-            return None
-        if str(state.claim_token) != token:
-            return None  # an older claim: its work was done or re-claimed
-        sub = state.sub_campaign
-        if state.current_attempt_id:  # resumed after a crash or a duplicate delivery
-            attempt = Attempt.objects.filter(pk=state.current_attempt_id).first()
-            if attempt is not None:
-                return state, attempt
+        # A state whose claim token differs was finished or claimed again since.
+        states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
+        resumed_ids = [s.current_attempt_id for s in states if s.current_attempt_id]
+        resumed = {a.pk: a for a in Attempt.objects.filter(pk__in=resumed_ids)}
+        ready: list[tuple[DialState, Attempt]] = []
+        fresh = []
+        for state in states:
+            attempt = resumed.get(state.current_attempt_id)
+            if attempt is not None:  # resumed after a crash or a duplicate delivery
+                ready.append((state, attempt))
+            else:
+                fresh.append(state)
+        if not fresh:
+            return ready
         now = timezone.now()
-        decision = PolicyGate(_account().enterprise, now).decide_one(request_for(sub, state))
-        if not decision.dial:
-            row = _apply_refusal(sub, state, decision, now)
-            state.save()
-            if row is not None:
-                row.save()
-            return None
-        attempt = ledger_row(
-            sub,
-            state,
-            attempted_at=now,
-            disposition=Disposition.PENDING,
-            attempt_number=state.attempts + 1,
-            source_address=sub.sms_source_address if sub.channel == "sms" else sub.caller_id,
-            source_type=sub.sms_source_type if sub.channel == "sms" else "",
+        decisions = PolicyGate(_account().enterprise, now).decide(
+            [request_for(s.sub_campaign, s) for s in fresh]
         )
-        attempt.save()
-        state.current_attempt_id = attempt.pk
-        state.save(update_fields=["current_attempt_id", "updated_at"])
-        return state, attempt
+        refused, suppressed_rows, authorised = [], [], []
+        for state, decision in zip(fresh, decisions, strict=True):
+            sub = state.sub_campaign
+            if not decision.dial:
+                row = _apply_refusal(sub, state, decision, now)
+                refused.append(state)
+                if row is not None:
+                    suppressed_rows.append(row)
+                continue
+            authorised.append(
+                (
+                    state,
+                    ledger_row(
+                        sub,
+                        state,
+                        attempted_at=now,
+                        disposition=Disposition.PENDING,
+                        attempt_number=state.attempts + 1,
+                        source_address=sub.sms_source_address
+                        if sub.channel == "sms"
+                        else sub.caller_id,
+                        source_type=sub.sms_source_type if sub.channel == "sms" else "",
+                    ),
+                )
+            )
+        Attempt.objects.bulk_create(suppressed_rows + [row for _, row in authorised])
+        for state, row in authorised:
+            state.current_attempt_id = row.pk
+        DialState.objects.bulk_update(
+            refused + [s for s, _ in authorised],
+            ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason",
+             "current_attempt_id", "updated_at"],
+        )  # fmt: skip
+        return ready + authorised
 
 
-def _record(state_id: int, attempt: Attempt, result: DeliveryResult) -> bool:
-    """Phase 3: the outcome, the ledger and the state, in one transaction."""
+_RECORD_SQL = """
+UPDATE public.devices_attempt AS a SET
+    disposition = v.disposition, completed_at = v.completed_at, call_seconds = v.call_seconds,
+    node = v.node, recording_state = v.recording_state, recording_file = v.recording_file,
+    message = v.message, carrier_code = v.carrier_code,
+    source_address = COALESCE(NULLIF(v.source_address, ''), a.source_address),
+    source_type = COALESCE(NULLIF(v.source_type, ''), a.source_type)
+FROM (VALUES {values}) AS v(id, attempted_at, disposition, completed_at, call_seconds, node,
+     recording_state, recording_file, message, carrier_code, source_address, source_type)
+WHERE a.id = v.id AND a.attempted_at = v.attempted_at
+"""
+_RECORD_VALUE = (
+    "(%s::bigint, %s::timestamptz, %s, %s::timestamptz, %s::integer, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _record(outcomes: list[tuple[DialState, Attempt, DeliveryResult]]) -> int:
+    """Phase 3, one transaction for the chunk: outcomes into the ledger and the states."""
     now = timezone.now()
+    expected = {state.pk: (attempt, result) for state, attempt, result in outcomes}
     with transaction.atomic():
-        state = (
+        states = list(
             DialState.objects.select_for_update(of=("self",))
             .select_related("sub_campaign")
-            .filter(pk=state_id)
-            .first()
+            .filter(pk__in=list(expected))
+            .order_by("pk")
         )
-        if state is None or state.current_attempt_id != attempt.pk:
-            return False  # already recorded by a duplicate delivery
-        sub = state.sub_campaign
-        Attempt.objects.filter(pk=attempt.pk, attempted_at=attempt.attempted_at).update(
-            disposition=result.disposition,
-            completed_at=now,
-            call_seconds=result.call_seconds,
-            node=result.node,
-            recording_state=RecordingState.STORED if result.recording_file else RecordingState.NONE,
-            recording_file=result.recording_file,
-            message=result.message,
-            carrier_code=result.carrier_code,
-            source_address=result.source_address or attempt.source_address,
-            source_type=result.source_type or attempt.source_type,
-        )
-        state.attempts += 1
-        state.current_attempt_id = None
-        state.claim_token = None
-        state.claimed_at = None
-        state.last_disposition = result.disposition
-        wait = sub.retry_wait_minutes(result.disposition)
-        if (
-            result.disposition in RETRYABLE
-            and state.attempts < sub.max_attempts
-            and wait is not None
-        ):
-            state.status = DialState.Status.PENDING
-            state.next_attempt_at = now + dt.timedelta(minutes=wait)
-        else:
-            state.status = DialState.Status.DONE
-            state.next_attempt_at = None
-        state.save()
-        if result.reply_text:
-            reply = {
-                "device_key": state.device_key,
-                "to_address": result.source_address,
-                "text": result.reply_text,
-            }
-            delay = result.reply_delay_seconds
-            transaction.on_commit(lambda: _schedule_reply(reply, delay))
-    return True
+        # Recorded already by a duplicate delivery: its current attempt changed.
+        states = [s for s in states if s.current_attempt_id == expected[s.pk][0].pk]
+        if not states:
+            return 0
+        params, replies = [], []
+        for state in states:
+            attempt, result = expected[state.pk]
+            params += [
+                attempt.pk, attempt.attempted_at, result.disposition, now, result.call_seconds,
+                result.node,
+                RecordingState.STORED if result.recording_file else RecordingState.NONE,
+                result.recording_file, result.message, result.carrier_code,
+                result.source_address, result.source_type,
+            ]  # fmt: skip
+            state.attempts += 1
+            state.current_attempt_id = None
+            state.claim_token = None
+            state.claimed_at = None
+            state.last_disposition = result.disposition
+            sub = state.sub_campaign
+            wait = sub.retry_wait_minutes(result.disposition)
+            retry = result.disposition in RETRYABLE and state.attempts < sub.max_attempts
+            if retry and wait is not None:
+                state.status = DialState.Status.PENDING
+                state.next_attempt_at = now + dt.timedelta(minutes=wait)
+            else:
+                state.status = DialState.Status.DONE
+                state.next_attempt_at = None
+            if result.reply_text:
+                replies.append(
+                    (
+                        {
+                            "device_key": state.device_key,
+                            "to_address": result.source_address,
+                            "text": result.reply_text,
+                        },
+                        result.reply_delay_seconds,
+                    )
+                )
+        values = ", ".join([_RECORD_VALUE] * len(states))
+        with connection.cursor() as cursor:
+            cursor.execute(_RECORD_SQL.format(values=values), params)
+        DialState.objects.bulk_update(
+            states,
+            ["attempts", "current_attempt_id", "claim_token", "claimed_at", "last_disposition",
+             "status", "next_attempt_at", "updated_at"],
+        )  # fmt: skip
+        if replies:
+            transaction.on_commit(lambda: [_schedule_reply(r, d) for r, d in replies])
+    return len(states)
 
 
 def _schedule_reply(reply: dict, delay: int) -> None:
@@ -318,15 +368,30 @@ def _schedule_reply(reply: dict, delay: int) -> None:
         logger.warning("Could not schedule the simulated reply from %s", reply["device_key"])
 
 
+def perform_attempts(items: list[tuple[int, str]]) -> tuple[int, list[list]]:
+    """Authorise (gate and ledger, one transaction), deliver each once, record (one
+    transaction). Returns how many were recorded, and the items whose delivery is still
+    running elsewhere (a duplicate message): the caller sends those again later."""
+    ready = _authorise([(int(pk), str(token)) for pk, token in items])
+    outcomes, busy = [], []
+    for state, attempt in ready:
+        gateway = get_gateway(state.sub_campaign.channel)
+        try:
+            result = gateway.deliver(_job(state.sub_campaign, state, attempt))
+        except GatewayBusy:
+            busy.append([state.pk, str(state.claim_token)])
+            continue
+        outcomes.append((state, attempt, result))
+    recorded = _record(outcomes) if outcomes else 0
+    return recorded, busy
+
+
 def perform_attempt(state_id: int, token: str) -> str:
-    """Authorise (gate, ledger row), deliver once, record. Returns what happened."""
-    authorised = _authorise(state_id, token)
-    if authorised is None:
-        return "skipped"
-    state, attempt = authorised
-    gateway = get_gateway(state.sub_campaign.channel)
-    result = gateway.deliver(_job(state.sub_campaign, state, attempt))
-    return "recorded" if _record(state_id, attempt, result) else "duplicate"
+    """One claimed attempt (tests and tools); workers run chunks with perform_attempts."""
+    recorded, busy = perform_attempts([(state_id, token)])
+    if busy:
+        raise GatewayBusy(busy[0][0])
+    return "recorded" if recorded else "skipped"
 
 
 def stale_claims(now: dt.datetime | None = None) -> list[list]:

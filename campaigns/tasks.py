@@ -10,7 +10,6 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Account
 from campaigns import dialer
-from campaigns.gateways import GatewayBusy
 from campaigns.inbound import record_inbound_sms
 from devices.models import ActiveSubCampaign
 
@@ -35,18 +34,16 @@ def dispatch_sub_campaign(sub_campaign_id: int) -> dict:
     return {"claimed": report.claimed, "queued": report.queued}
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    autoretry_for=(GatewayBusy, ConnectionError),
-    retry_backoff=2,
-    max_retries=10,
-)
-def perform_attempts(self, items: list[list]) -> None:
-    """Runs claimed attempts. Redelivery is safe: each attempt is dialled once."""
-    for state_id, token in items:
-        dialer.perform_attempt(int(state_id), str(token))
+@shared_task(ignore_result=True, acks_late=True)
+def perform_attempts(items: list[list]) -> None:
+    """Runs a chunk of claimed attempts. Redelivery is safe: each attempt is dialled once.
+
+    An attempt whose delivery is still running elsewhere (a duplicate message) is sent
+    again a little later on its own, so it never holds up the rest of the chunk.
+    """
+    _recorded, busy = dialer.perform_attempts(items)
+    if busy:
+        perform_attempts.apply_async((busy,), countdown=5)
 
 
 @shared_task(ignore_result=True)

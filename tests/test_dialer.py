@@ -209,7 +209,7 @@ def test_an_attempt_interrupted_after_authorisation_resumes_without_a_second_dia
         state = DialState.objects.get(sub_campaign=sub)
         token = str(state.claim_token)
         # The worker authorised and dialled, then died before recording the result.
-        _, attempt = dialer._authorise(state.pk, token)
+        [(_, attempt)] = dialer._authorise([(state.pk, token)])
         get_gateway("voice").deliver(dialer._job(sub, state, attempt))
         assert Attempt.objects.get(pk=attempt.pk).disposition == "PENDING"
         # Redelivery of the same task finishes the same attempt.
