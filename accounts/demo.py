@@ -57,6 +57,9 @@ def load_demo() -> list[DemoLogin]:
     _membership(ent_admin, enterprise, Role.ENTERPRISE_ADMIN)
     _membership(acct_admin, enterprise, Role.ACCOUNT_ADMIN, accounts["acme-east"])
     _membership(agent, enterprise, Role.AGENT, accounts["acme-east"])
+    from campaigns.demo import load_demo_campaigns
+
+    load_demo_campaigns(accounts["acme-east"])
     return [
         DemoLogin(operator.email, "Platform operator", "/admin/"),
         DemoLogin(ent_admin.email, "Enterprise admin", "Acme Collections (all accounts)"),

@@ -4,6 +4,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from contacts.importer import check_upload_size
+
 
 class UploadForm(forms.Form):
     name = forms.CharField(label=_("List name"), max_length=120)
@@ -19,15 +21,7 @@ class UploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-        if upload.size > limit:
-            raise forms.ValidationError(
-                _(
-                    "The file is %(size).1f MB; the limit is %(limit)s MB. "
-                    "Split it and upload the parts."
-                )
-                % {"size": upload.size / 1024 / 1024, "limit": settings.MAX_UPLOAD_MB}
-            )
+        check_upload_size(upload.size)
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."))
         return upload

@@ -68,7 +68,15 @@ def list_index(request):
                     actor=request.user,
                     request=request,
                 )
-                messages.success(request, _("Upload received; the import is running."))
+                if contact_list.status == ContactList.Status.READY:
+                    messages.success(
+                        request,
+                        _("Imported %(count)s contacts.") % {"count": contact_list.rows_imported},
+                    )
+                elif contact_list.status == ContactList.Status.FAILED:
+                    messages.error(request, contact_list.error)
+                else:
+                    messages.success(request, _("Upload received; the import is running."))
                 return HttpResponseRedirect(
                     account_url(connection.tenant, "account:list_detail", contact_list.pk)
                 )

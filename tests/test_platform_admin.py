@@ -15,6 +15,8 @@ def test_operator_creates_an_account_with_its_schema_in_the_admin(personas):
             "time_zone": "America/New_York",
             "default_region": "US",
             "language": "en",
+            "attempt_cap": "7",
+            "attempt_cap_days": "7",
             "accounts-TOTAL_FORMS": "0",
             "accounts-INITIAL_FORMS": "0",
         },
@@ -49,6 +51,7 @@ def test_admin_rejects_a_bad_time_zone(personas):
     response = client.post(
         "/admin/accounts/enterprise/add/",
         {"name": "Bad", "time_zone": "Nowhere/Land", "default_region": "US", "language": "en",
+         "attempt_cap": "7", "attempt_cap_days": "7",
          "accounts-TOTAL_FORMS": "0", "accounts-INITIAL_FORMS": "0"},
     )  # fmt: skip
     assert response.status_code == 200
