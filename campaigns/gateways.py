@@ -39,12 +39,13 @@ from django.core.mail import BadHeaderError, EmailMessage
 from django.utils.module_loading import import_string
 from redis.commands.core import Script
 
-from devices.models import Channel, Disposition
+from devices.models import Channel, Disposition, installation_key
 
 logger = logging.getLogger(__name__)
 
-DELIVERY_KEY = "dialer:delivery:{}"
-PHYSICAL_KEY = "dialer:physical:{}"
+# Attempt ids restart with a new database: keys carry the database's installation key.
+DELIVERY_KEY = "dialer:{}:delivery:{}"
+PHYSICAL_KEY = "dialer:{}:physical:{}"
 MARKER_PREFIX = "in-progress:"
 THIRTY_DAYS = 30 * 24 * 3600
 
@@ -107,6 +108,17 @@ _redis_client: redis.Redis | None = None
 _redis_url = ""
 _scripts: dict[str, Script] = {}
 
+# Take an attempt or read what is there, in one round trip. Taken: 1 if no delivery of it
+# ever began (and it is counted now), 2 if one began and left no result (a crash).
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+  redis.call('SET', KEYS[2], 1, 'EX', ARGV[3])
+  return 1
+end
+return redis.call('GET', KEYS[1])
+"""
+FRESH, RESUMED = 1, 2
 # Store a result unless one is already stored: the first result wins, for every caller.
 _STORE_RESULT = f"""
 local v = redis.call('GET', KEYS[1])
@@ -134,6 +146,7 @@ def redis_client() -> redis.Redis:
             if _redis_client is None or _redis_url != url:
                 client = redis.Redis.from_url(url)
                 _scripts.update(
+                    claim=client.register_script(_CLAIM),
                     store=client.register_script(_STORE_RESULT),
                     renew=client.register_script(_RENEW_MARKER),
                     release=client.register_script(_RELEASE_MARKER),
@@ -148,11 +161,11 @@ def _script(name: str) -> Script:
 
 
 def delivery_key(attempt_id: int) -> str:
-    return DELIVERY_KEY.format(attempt_id)
+    return DELIVERY_KEY.format(installation_key(), attempt_id)
 
 
 def physical_key(attempt_id: int) -> str:
-    return PHYSICAL_KEY.format(attempt_id)
+    return PHYSICAL_KEY.format(installation_key(), attempt_id)
 
 
 def physical_delivery_count(attempt_id: int) -> int:
@@ -186,45 +199,58 @@ class _MarkerKeeper(threading.Thread):
 class IdempotentGateway:
     """Performs each attempt's delivery once, however many times ``deliver`` is called.
 
-    Protocol, on one Redis key per attempt (``dialer:delivery:{attempt_id}``):
+    Protocol, on one Redis key per attempt (``dialer:<installation>:delivery:{attempt_id}``):
 
     1. ``SET key "in-progress:<token>" NX EX marker_ttl_seconds``. The caller that
-       sets it is the owner; it counts the physical delivery
-       (``INCR dialer:physical:{attempt_id}``), performs it, then stores the result
-       JSON under the same key for 30 days (overwriting its marker) and returns it.
+       sets it is the owner; in the same Lua script it counts the physical delivery
+       (``dialer:<installation>:physical:{attempt_id}``, 30 days), so a crash can never leave a
+       delivery uncounted. It performs the delivery, then stores the result JSON
+       under the same key for 30 days (replacing its marker) and returns it.
     2. Any other caller polls the key for up to ``busy_wait_seconds``: a stored
        result is returned as is (same result for every call); still in progress
        after that, it raises ``GatewayBusy`` so the task retries later.
 
-    Why the marker has a short TTL: if the owner's process dies mid-call, no result
+    Why the marker is a short lease: if the owner's process dies mid-call, no result
     is ever stored, and a marker that lived 30 days would block that contact's
-    attempt for a month. With a short TTL a later call (the task's retry, or the
-    dialer's stale-claim sweep) finds the key gone and performs the delivery again.
-    That is a genuine second dial, and the right one: the first call's outcome was
-    lost with the process, so nothing was recorded for it. While the owner is alive
-    a keeper thread extends the marker every third of its TTL, so a call longer than
-    the TTL (a ten-minute conversation) never lets a duplicate message dial again.
-    The physical counter makes such re-dials visible and testable.
+    attempt for a month. So the marker lives ``marker_ttl_seconds`` and a keeper
+    thread extends it every third of that while the owner is alive: a call longer
+    than the lease (a ten-minute conversation) never lets a duplicate message dial
+    again, and a dead owner's lease runs out within the TTL.
+
+    After that, a later call (the task's retry, the dialer's stale-claim sweep)
+    becomes the owner of an attempt whose delivery began but left no result. It
+    first asks ``resume(job)`` what became of that delivery: a gateway that can look
+    the call or message up at its provider (by the attempt id it was sent with)
+    returns that outcome, and nothing is dialled again; the simulator does this,
+    because its network's outcome for an attempt is deterministic. A gateway that
+    cannot (SMTP has no such lookup) returns None and the delivery is performed
+    again: a genuine second dial or send after a crash mid-delivery, acceptable
+    because the first outcome was lost with the process and never recorded; the
+    physical counter then shows 2. If ``perform`` raises, the owner deletes its
+    marker at once so the retry need not wait for the lease to run out.
 
     The result is stored with a compare-and-set (first result wins): if an owner
     stalled past its marker and a second owner also delivered, both calls return
     the same, first stored, result.
     """
 
-    marker_ttl_seconds: int = 120
+    marker_ttl_seconds: int = 30
     result_ttl_seconds: int = THIRTY_DAYS
     busy_wait_seconds: float = 5.0
     poll_interval_seconds: float = 0.05
 
     def deliver(self, job: DeliveryJob) -> DeliveryResult:
-        client = redis_client()
         key = delivery_key(job.attempt_id)
+        claim = _script("claim")
         deadline = time.monotonic() + self.busy_wait_seconds
         while True:
             token = f"{MARKER_PREFIX}{uuid.uuid4().hex}"
-            if client.set(key, token, nx=True, ex=self.marker_ttl_seconds):
-                return self._deliver_as_owner(client, job, key, token)
-            stored = client.get(key)
+            stored = claim(
+                keys=[key, physical_key(job.attempt_id)],
+                args=[token, self.marker_ttl_seconds, self.result_ttl_seconds],
+            )
+            if stored in (FRESH, RESUMED):
+                return self._deliver_as_owner(job, key, token, resumed=stored == RESUMED)
             if stored is not None and not stored.startswith(MARKER_PREFIX.encode()):
                 return DeliveryResult.from_json(stored)
             # In progress elsewhere, or the marker expired just now (the next SET wins it).
@@ -233,16 +259,16 @@ class IdempotentGateway:
             time.sleep(self.poll_interval_seconds)
 
     def _deliver_as_owner(
-        self, client: redis.Redis, job: DeliveryJob, key: str, token: str
+        self, job: DeliveryJob, key: str, token: str, *, resumed: bool
     ) -> DeliveryResult:
-        with client.pipeline() as pipe:
-            pipe.incr(physical_key(job.attempt_id))
-            pipe.expire(physical_key(job.attempt_id), self.result_ttl_seconds)
-            pipe.execute()
         keeper = _MarkerKeeper(key, token, self.marker_ttl_seconds)
         keeper.start()
         try:
-            result = self.perform(job)
+            result = self.resume(job) if resumed else None
+            if result is None:
+                if resumed:
+                    self._count_physical(job.attempt_id)
+                result = self.perform(job)
         except BaseException:
             # Nothing to remember: let the task's retry deliver again at once.
             keeper.stop()
@@ -252,9 +278,19 @@ class IdempotentGateway:
         stored = _script("store")(keys=[key], args=[result.to_json(), self.result_ttl_seconds])
         return DeliveryResult.from_json(stored)
 
+    def _count_physical(self, attempt_id: int) -> None:
+        with redis_client().pipeline() as pipe:
+            pipe.incr(physical_key(attempt_id))
+            pipe.expire(physical_key(attempt_id), self.result_ttl_seconds)
+            pipe.execute()
+
     def perform(self, job: DeliveryJob) -> DeliveryResult:
-        """The physical delivery. Called at most once per attempt while results are kept."""
+        """The physical delivery: once per attempt, unless an earlier one was lost."""
         raise NotImplementedError
+
+    def resume(self, job: DeliveryJob) -> DeliveryResult | None:
+        """The outcome of this attempt's earlier delivery, lost in a crash; None if unknown."""
+        return None
 
 
 # --- The simulator: voice and SMS -----------------------------------------------------
@@ -373,7 +409,9 @@ def recording_path(attempt_id: int) -> str:
 class SimulatorGateway(IdempotentGateway):
     """Voice calls and SMS with realistic, deterministic outcomes (seeded by the attempt id).
 
-    Deterministic so that a re-dial after a crash, or a test, sees the same outcome.
+    Deterministic, like a provider that remembers each call: a delivery lost in a
+    crash is resumed by looking its outcome up (no second dial), and tests can
+    predict outcomes.
     """
 
     def perform(self, job: DeliveryJob) -> DeliveryResult:
@@ -383,18 +421,25 @@ class SimulatorGateway(IdempotentGateway):
             return self.text(job)
         raise ValueError(f"the simulator does not deliver {job.channel!r}")
 
-    def call(self, job: DeliveryJob) -> DeliveryResult:
+    def resume(self, job: DeliveryJob) -> DeliveryResult | None:
+        if job.channel == Channel.VOICE:
+            return self.call(job, live=False)  # the call is over: no ringing to wait for
+        if job.channel == Channel.SMS:
+            return self.text(job)
+        return None
+
+    def call(self, job: DeliveryJob, *, live: bool = True) -> DeliveryResult:
         rng = random.Random(job.attempt_id)
         disposition = _pick(rng, VOICE_MIX)
         seconds = _call_seconds(rng, disposition)
         node = rng.choice(settings.DIALER_NODES)
-        if settings.SIMULATOR_CALL_DELAY_MS:
+        if live and settings.SIMULATOR_CALL_DELAY_MS:
             time.sleep(settings.SIMULATOR_CALL_DELAY_MS / 1000)
         recording = ""
         if job.record_call and disposition == Disposition.ANSWERED:
             audio = speech_like_wav(rng, min(seconds, MAX_RECORDING_SECONDS))
             path = recording_path(job.attempt_id)
-            # A file left by a call that crashed before its result was stored is stale.
+            # The file of a call whose result was lost in a crash may be there, or half there.
             if default_storage.exists(path):
                 default_storage.delete(path)
             recording = default_storage.save(path, ContentFile(audio))

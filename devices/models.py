@@ -166,3 +166,27 @@ class ActiveSubCampaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}/{self.sub_campaign_id}"
+
+
+class Installation(models.Model):
+    """One row: this database's identity. Keys kept outside the database (Redis) are
+    prefixed with it, so a re-created database never meets another one's attempt ids."""
+
+    key = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.key)
+
+
+def installation_key() -> str:
+    import uuid
+
+    global _INSTALLATION_KEY
+    if _INSTALLATION_KEY is None:
+        row, _ = Installation.objects.get_or_create(pk=1, defaults={"key": uuid.uuid4()})
+        _INSTALLATION_KEY = row.key.hex[:12]
+    return _INSTALLATION_KEY
+
+
+_INSTALLATION_KEY: str | None = None

@@ -195,6 +195,50 @@ def celery_worker(django_db_setup):
 
 
 @pytest.fixture(scope="session")
+def celery_beat(celery_worker):
+    """Real Celery beat sending the dispatcher's ticks to the test worker's queue."""
+    from enterprise_portal.celery import app
+
+    log = open(ARTIFACTS / "celery-beat.log", "w")  # noqa: SIM115
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_QUEUE": app.conf.task_default_queue,
+        "DISPATCH_INTERVAL_SECONDS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "enterprise_portal", "beat", "--loglevel", "INFO",
+         "--schedule", str(ARTIFACTS / "celerybeat-schedule")],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def open_all_day_account(committed):
+    """A fresh enterprise and account whose calling window never closes: real time never
+    defers its attempts. Its sub-campaigns are taken off the dispatcher afterwards."""
+    import datetime as dt
+
+    from devices.models import ActiveSubCampaign, CallingWindow
+
+    name = f"Open {uuid.uuid4().hex[:8]}"
+    enterprise = do_create_enterprise(name)
+    CallingWindow.objects.create(
+        enterprise=enterprise, region="", start=dt.time(0), end=dt.time(23, 59, 59, 999999)
+    )
+    account = do_create_account(enterprise, name)
+    yield account
+    ActiveSubCampaign.objects.filter(account=account).delete()
+
+
+@pytest.fixture(scope="session")
 def live_server_url(django_db_setup):
     """The real WSGI app (WhiteNoise serves static files) in a threaded server, on the test DB."""
     from django.core.handlers.wsgi import WSGIHandler

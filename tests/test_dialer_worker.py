@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -14,29 +13,15 @@ import pytest
 from django.db.models import Count
 from django_tenants.utils import tenant_context
 
-from accounts.actions import do_create_account, do_create_enterprise
 from campaigns.gateways import physical_delivery_count
 from campaigns.models import DialState
 from campaigns.tasks import dispatch_tick, requeue_stale_claims
-from devices.models import ActiveSubCampaign, Attempt, CallingWindow
+from devices.models import Attempt
 from enterprise_portal.celery import app
 from tests import factories
 from tests.conftest import ARTIFACTS, ROOT, _test_database_url
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def open_all_day_account(committed):
-    """A fresh enterprise whose calling window never closes, so real time never defers."""
-    name = f"Worker Test {uuid.uuid4().hex[:8]}"
-    enterprise = do_create_enterprise(name)
-    CallingWindow.objects.create(
-        enterprise=enterprise, region="", start=dt.time(0), end=dt.time(23, 59, 59, 999999)
-    )
-    account = do_create_account(enterprise, name)
-    yield account
-    ActiveSubCampaign.objects.filter(account=account).delete()
 
 
 def _phones(count: int, start: int) -> list[dict]:

@@ -326,32 +326,77 @@ def test_a_call_still_in_progress_elsewhere_makes_a_repeat_busy(new_id, redis_co
     assert physical_delivery_count(job.attempt_id) == 0
 
 
-def test_a_crashed_delivery_does_not_block_the_attempt_after_its_marker_expires(new_id, redis_conn):
+def crash_mid_delivery(redis_conn: redis.Redis, attempt_id: int, lease_ms: int) -> None:
+    """What a worker killed mid-call leaves: its counted delivery and a lease running out."""
+    redis_conn.set(delivery_key(attempt_id), "in-progress:dead-worker", px=lease_ms)
+    redis_conn.set(physical_key(attempt_id), 1, ex=3600)
+
+
+def wait_for_lease_to_run_out(redis_conn: redis.Redis, attempt_id: int) -> None:
+    deadline = time.monotonic() + 5
+    while redis_conn.exists(delivery_key(attempt_id)):
+        assert time.monotonic() < deadline, "the crashed worker's marker never expired"
+        time.sleep(0.05)
+
+
+def test_a_crashed_call_blocks_repeats_only_until_its_lease_runs_out(new_id, redis_conn):
     job = voice(new_id())
-    # A worker took the attempt and died mid-call: its marker is left with a short TTL.
-    redis_conn.set(delivery_key(job.attempt_id), "in-progress:dead-worker", px=1000)
+    crash_mid_delivery(redis_conn, job.attempt_id, lease_ms=1000)
     impatient = SimulatorGateway()
     impatient.busy_wait_seconds = 0.2
     with pytest.raises(GatewayBusy):
         impatient.deliver(job)
-    deadline = time.monotonic() + 5
-    while redis_conn.exists(delivery_key(job.attempt_id)):
-        assert time.monotonic() < deadline, "the crashed marker never expired"
-        time.sleep(0.05)
+    wait_for_lease_to_run_out(redis_conn, job.attempt_id)
 
     result = SimulatorGateway().deliver(job)
-    assert physical_delivery_count(job.attempt_id) == 1
     assert SimulatorGateway().deliver(job) == result
+    assert redis_conn.ttl(delivery_key(job.attempt_id)) > 29 * 24 * 3600
 
 
-def test_a_waiting_repeat_takes_over_when_the_crashed_marker_expires(new_id, redis_conn):
+def test_a_crashed_simulated_call_is_looked_up_not_dialled_again(new_id, redis_conn, settings):
+    settings.SIMULATOR_CALL_DELAY_MS = 800
+    job = voice(new_id(), record=True)
+    expected = SimulatorGateway().call(job, live=False)  # what the network did with the call
+    crash_mid_delivery(redis_conn, job.attempt_id, lease_ms=300)
+    wait_for_lease_to_run_out(redis_conn, job.attempt_id)
+
+    started = time.monotonic()
+    result = SimulatorGateway().deliver(job)
+    assert time.monotonic() - started < 0.8, "no second call was placed"
+    assert result == expected
+    assert physical_delivery_count(job.attempt_id) == 1
+    if result.recording_file:
+        with default_storage.open(result.recording_file, "rb") as fh, wave.open(fh) as wav:
+            assert wav.getnframes() > 0
+
+
+def test_a_crashed_simulated_sms_is_looked_up_not_sent_again(new_id, redis_conn):
+    job = sms(new_id())
+    expected = SimulatorGateway().text(job)
+    crash_mid_delivery(redis_conn, job.attempt_id, lease_ms=800)
+    result = SimulatorGateway().deliver(job)  # polls, then takes over the expired lease
+    assert result == expected
+    assert physical_delivery_count(job.attempt_id) == 1
+
+
+def test_a_waiting_repeat_takes_over_when_a_lease_expires(new_id, redis_conn):
     job = sms(new_id())
     redis_conn.set(delivery_key(job.attempt_id), "in-progress:dead-worker", px=800)
     started = time.monotonic()
-    result = SimulatorGateway().deliver(job)  # polls, then wins the expired marker
+    result = SimulatorGateway().deliver(job)
     assert 0.7 <= time.monotonic() - started < 5
     assert result.disposition in ("DELIVERED", "UNDELIVERED", "FAILED")
     assert physical_delivery_count(job.attempt_id) == 1
+
+
+def test_an_email_lost_mid_send_is_sent_again_and_counted_twice(new_id, redis_conn, mailoutbox):
+    # SMTP cannot say whether the dead worker's message went out, so it is sent again.
+    job = email(new_id())
+    crash_mid_delivery(redis_conn, job.attempt_id, lease_ms=300)
+    wait_for_lease_to_run_out(redis_conn, job.attempt_id)
+    assert EmailGateway().deliver(job).disposition == "SENT"
+    assert len(mailoutbox) == 1
+    assert physical_delivery_count(job.attempt_id) == 2
 
 
 def test_a_call_longer_than_the_marker_ttl_is_still_dialled_once(new_id, settings, redis_conn):

@@ -20,7 +20,9 @@
   document.querySelectorAll("[data-poll-url]").forEach(function (box) {
     var url = box.getAttribute("data-poll-url");
     var seconds = parseInt(box.getAttribute("data-poll-seconds") || "3", 10);
-    var latest = null;
+    // The newest attempt the page shows; new ones make it refresh its attempts region.
+    var shown = box.getAttribute("data-latest");
+    var latest = shown ? parseInt(shown, 10) : null;
     function tick() {
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
@@ -31,8 +33,8 @@
             if (el) el.textContent = data.counts[key];
           });
           if (data.latest_attempt !== undefined && data.latest_attempt !== latest) {
-            if (latest !== null) refreshRegions(["attempts"]);
             latest = data.latest_attempt;
+            refreshRegions(["attempts"]);
           }
           var bar = box.querySelector("[data-progress-bar]");
           if (bar && data.percent !== undefined) {
