@@ -184,7 +184,10 @@ def installation_key() -> str:
 
     global _INSTALLATION_KEY
     if _INSTALLATION_KEY is None:
-        row, _ = Installation.objects.get_or_create(pk=1, defaults={"key": uuid.uuid4()})
+        # Created by migration 0002, committed before any process can ask.
+        row = Installation.objects.filter(pk=1).first()
+        if row is None:  # a database migrated before the row existed
+            row, _ = Installation.objects.get_or_create(pk=1, defaults={"key": uuid.uuid4()})
         _INSTALLATION_KEY = row.key.hex[:12]
     return _INSTALLATION_KEY
 
