@@ -122,10 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--contacts", type=int, default=None)
+    parser.add_argument("--chunk", type=int, default=50, help="attempts per Celery task")
     args = parser.parse_args()
     contacts = args.contacts or (3_000 if args.quick else 20_000)
     with django_on_bench_db():
-        chunked = run_phase("chunked", contacts, chunk=25, offset=0)
+        chunked = run_phase("chunked", contacts, chunk=args.chunk, offset=0)
         baseline = run_phase("per_task", max(1_000, contacts // 4), chunk=1, offset=5_000_000)
     emit(
         {

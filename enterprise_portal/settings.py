@@ -220,7 +220,7 @@ SIMULATOR_REPLY_PERCENT = env_int("SIMULATOR_REPLY_PERCENT", 5, minimum=0)
 SIMULATOR_CALL_DELAY_MS = env_int("SIMULATOR_CALL_DELAY_MS", 0, minimum=0)
 DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
 DISPATCH_BATCH_SIZE = env_int("DISPATCH_BATCH_SIZE", 500, minimum=1)
-ATTEMPT_TASK_CHUNK = env_int("ATTEMPT_TASK_CHUNK", 25, minimum=1)
+ATTEMPT_TASK_CHUNK = env_int("ATTEMPT_TASK_CHUNK", 50, minimum=1)
 # A claimed state whose attempt task has not finished after this long is sent again.
 DIALING_STALE_SECONDS = env_int("DIALING_STALE_SECONDS", 300, minimum=10)
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 100, minimum=1)
