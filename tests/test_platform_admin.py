@@ -19,10 +19,22 @@ def test_operator_creates_an_account_with_its_schema_in_the_admin(personas):
             "attempt_cap_days": "7",
             "accounts-TOTAL_FORMS": "0",
             "accounts-INITIAL_FORMS": "0",
+            "calling_windows-TOTAL_FORMS": "1",
+            "calling_windows-INITIAL_FORMS": "0",
+            "calling_windows-0-region": "US",
+            "calling_windows-0-start": "09:00",
+            "calling_windows-0-end": "20:00",
+            "holidays-TOTAL_FORMS": "1",
+            "holidays-INITIAL_FORMS": "0",
+            "holidays-0-date": "2026-12-25",
+            "holidays-0-name": "Christmas",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     enterprise = Enterprise.objects.get(name="Delta Debt")
+    window = enterprise.calling_windows.get()
+    assert (window.region, str(window.start), str(window.end)) == ("US", "09:00:00", "20:00:00")
+    assert enterprise.holidays.get().name == "Christmas"
 
     response = client.post(
         "/admin/accounts/account/add/",
@@ -52,7 +64,9 @@ def test_admin_rejects_a_bad_time_zone(personas):
         "/admin/accounts/enterprise/add/",
         {"name": "Bad", "time_zone": "Nowhere/Land", "default_region": "US", "language": "en",
          "attempt_cap": "7", "attempt_cap_days": "7",
-         "accounts-TOTAL_FORMS": "0", "accounts-INITIAL_FORMS": "0"},
+         "accounts-TOTAL_FORMS": "0", "accounts-INITIAL_FORMS": "0",
+         "calling_windows-TOTAL_FORMS": "0", "calling_windows-INITIAL_FORMS": "0",
+         "holidays-TOTAL_FORMS": "0", "holidays-INITIAL_FORMS": "0"},
     )  # fmt: skip
     assert response.status_code == 200
     assert "Nowhere/Land is not a known time zone." in response.content.decode()
