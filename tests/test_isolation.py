@@ -1,7 +1,9 @@
 """Every page × every persona: exactly 200, 302 (to where), 403, 404 or the login page."""
 
 import pytest
+from django_tenants.utils import tenant_context
 
+from tests import factories
 from tests.helpers import client_for
 
 PERSONAS = [
@@ -48,6 +50,24 @@ MATRIX = {
     "/a/bor-one/": [LOGIN, 404, 404, 404, 404, 200, 404],
     "/a/bor-two/": [LOGIN, 404, 404, 404, 404, 200, 404],
     "/a/no-such-account/": [404, 404, 404, 404, 404, 404, 404],
+    "/enterprises/{ent_a}/calling-rules/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_b}/calling-rules/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/a/acme-one/campaigns/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-two/campaigns/": [LOGIN, 404, 404, 404, 200, 404, 404],
+    "/a/acme-one/campaigns/new/": [LOGIN, 404, 403, 200, 200, 404, 404],
+    "/a/acme-one/campaigns/{campaign}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/campaigns/{campaign}/sub-campaigns/new/": [LOGIN, 404, 403, 200, 200, 404, 404],
+    "/a/acme-one/sub-campaigns/{sub}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/sub-campaigns/{sub}/counts.json": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/sub-campaigns/{sub}/start/": [LOGIN, 404, 403, 405, 405, 404, 404],
+    "/a/acme-one/sub-campaigns/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    # The same id in another account's schema is another account's business: never found.
+    "/a/acme-two/sub-campaigns/{sub}/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/bor-one/sub-campaigns/{sub}/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/lists/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/lists/{list}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/lists/{list}/progress.json": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/contacts/{contact}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
@@ -61,12 +81,20 @@ def _cases():
 
 @pytest.mark.parametrize(("page", "persona", "expected"), list(_cases()))
 def test_page_access(personas, page, persona, expected):
+    with tenant_context(personas.acct_a1):
+        listing = factories.contact_list([{"client_id": "X1", "phones": ["+17135554101"]}])
+        sub = factories.sub_campaign(listing, activate=False)
+        contact = listing.contacts.get()
     ids = {
         "ent_a": personas.ent_a.pk,
         "ent_b": personas.ent_b.pk,
         "acct_a1": personas.acct_a1.pk,
         "acct_a2": personas.acct_a2.pk,
         "acct_b1": personas.acct_b1.pk,
+        "campaign": sub.campaign_id,
+        "sub": sub.pk,
+        "list": listing.pk,
+        "contact": contact.pk,
     }
     url = page.format(**ids)
     response = client_for(personas, persona).get(url)
