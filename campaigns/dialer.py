@@ -19,10 +19,16 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.gateways import DeliveryJob, DeliveryResult, GatewayBusy, get_gateway
+from campaigns.gateways import (
+    DeliveryJob,
+    DeliveryResult,
+    GatewayBusy,
+    get_gateway,
+    physical_delivery_count,
+)
 from campaigns.models import DialState, SubCampaign
 from devices.models import Attempt, Direction, Disposition, RecordingState
-from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate
+from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate, lock_devices
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ def request_for(sub: SubCampaign, state: DialState) -> DialRequest:
         purpose=sub.purpose,
         channel=sub.channel,
         device_key=state.device_key,
+        time_zone=state.contact.time_zone,
     )
 
 
@@ -111,7 +118,7 @@ def dispatch_sub_campaign(sub_campaign_id: int, now: dt.datetime | None = None) 
     report = DispatchReport()
     with transaction.atomic():
         sub = (
-            SubCampaign.objects.select_for_update(skip_locked=True)
+            SubCampaign.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("campaign")
             .filter(pk=sub_campaign_id, status=SubCampaign.Status.ACTIVE)
             .first()
@@ -216,10 +223,36 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
     )
 
 
+def _dialable(sub: SubCampaign, now: dt.datetime) -> bool:
+    """Still active and inside its schedule (a claim may outlive a pause)."""
+    if sub.status != SubCampaign.Status.ACTIVE:
+        return False
+    today = enterprise_today(now)
+    return not (sub.end_date and today > sub.end_date) and not (
+        sub.start_date and today < sub.start_date
+    )
+
+
+def _release(state: DialState, reason: str) -> None:
+    """Back to pending without an attempt: the claim is void (paused, out of schedule)."""
+    state.status = DialState.Status.PENDING
+    state.claim_token = None
+    state.claimed_at = None
+    state.current_attempt_id = None
+    state.last_reason = reason
+
+
 def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
-    """Phase 1, one transaction for the chunk: lock the claimed states, re-ask the gate,
-    write the authorised attempts to the ledger. Returns what may be delivered now."""
+    """Phase 1, one transaction for the chunk: lock the claimed states and their devices,
+    re-ask the gate, write the authorised attempts to the ledger. Returns what may be
+    delivered now.
+
+    The devices are locked (advisory, in key order) so that caps count attempts
+    authorised concurrently by other workers, and a block saved elsewhere either
+    commits before this decision or waits for it.
+    """
     tokens = dict(items)
+    now = timezone.now()
     with transaction.atomic():
         states = list(
             DialState.objects.select_for_update(of=("self",))
@@ -229,52 +262,63 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         )
         # A state whose claim token differs was finished or claimed again since.
         states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
+        lock_devices([s.device_key for s in states])
         resumed_ids = [s.current_attempt_id for s in states if s.current_attempt_id]
         resumed = {a.pk: a for a in Attempt.objects.filter(pk__in=resumed_ids)}
         ready: list[tuple[DialState, Attempt]] = []
-        fresh = []
+        to_decide: list[tuple[DialState, Attempt | None]] = []
+        released = []
         for state in states:
             attempt = resumed.get(state.current_attempt_id)
-            if attempt is not None:  # resumed after a crash or a duplicate delivery
+            if attempt is not None and physical_delivery_count(attempt.pk) > 0:
+                # The delivery began before a crash: finish it (the gateway will not dial again).
                 ready.append((state, attempt))
+            elif not _dialable(state.sub_campaign, now):
+                if attempt is not None:
+                    Attempt.objects.filter(
+                        pk=attempt.pk, attempted_at=attempt.attempted_at
+                    ).delete()
+                _release(state, "not active when the attempt was due")
+                released.append(state)
             else:
-                fresh.append(state)
-        if not fresh:
-            return ready
-        now = timezone.now()
+                # New, or authorised but never delivered: the gate decides now, not then.
+                to_decide.append((state, attempt))
         decisions = PolicyGate(_account().enterprise, now).decide(
-            [request_for(s.sub_campaign, s) for s in fresh]
+            [request_for(s.sub_campaign, s) for s, _ in to_decide]
         )
-        refused, suppressed_rows, authorised = [], [], []
-        for state, decision in zip(fresh, decisions, strict=True):
+        refused, new_rows, authorised = [], [], []
+        for (state, attempt), decision in zip(to_decide, decisions, strict=True):
             sub = state.sub_campaign
             if not decision.dial:
+                if attempt is not None:  # an authorisation that never became a dial
+                    Attempt.objects.filter(
+                        pk=attempt.pk, attempted_at=attempt.attempted_at
+                    ).delete()
                 row = _apply_refusal(sub, state, decision, now)
+                state.current_attempt_id = None
                 refused.append(state)
                 if row is not None:
-                    suppressed_rows.append(row)
+                    new_rows.append(row)
                 continue
-            authorised.append(
-                (
+            if attempt is None:
+                attempt = ledger_row(
+                    sub,
                     state,
-                    ledger_row(
-                        sub,
-                        state,
-                        attempted_at=now,
-                        disposition=Disposition.PENDING,
-                        attempt_number=state.attempts + 1,
-                        source_address=sub.sms_source_address
-                        if sub.channel == "sms"
-                        else sub.caller_id,
-                        source_type=sub.sms_source_type if sub.channel == "sms" else "",
-                    ),
+                    attempted_at=now,
+                    disposition=Disposition.PENDING,
+                    attempt_number=state.attempts + 1,
+                    source_address=sub.sms_source_address
+                    if sub.channel == "sms"
+                    else sub.caller_id,
+                    source_type=sub.sms_source_type if sub.channel == "sms" else "",
                 )
-            )
-        Attempt.objects.bulk_create(suppressed_rows + [row for _, row in authorised])
+                new_rows.append(attempt)
+            authorised.append((state, attempt))
+        Attempt.objects.bulk_create([row for row in new_rows if row.pk is None])
         for state, row in authorised:
             state.current_attempt_id = row.pk
         DialState.objects.bulk_update(
-            refused + [s for s, _ in authorised],
+            released + refused + [s for s, _ in authorised],
             ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason",
              "current_attempt_id", "updated_at"],
         )  # fmt: skip

@@ -45,6 +45,7 @@ class DialRequest:
     purpose: str
     channel: str
     device_key: str
+    time_zone: str = ""  # the contact's own zone, when the list gave one
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,13 @@ class PolicyGate:
 
     def decide(self, requests: Sequence[DialRequest]) -> list[Decision]:
         counts = self._recent_attempt_counts({r.device_key for r in requests})
-        return [self._decide_one(request, counts) for request in requests]
+        decisions = []
+        for request in requests:
+            decision = self._decide_one(request, counts)
+            if decision.dial:  # later requests in this batch count this one
+                counts.setdefault(request.device_key, []).append(self.now)
+            decisions.append(decision)
+        return decisions
 
     def decide_one(self, request: DialRequest) -> Decision:
         return self.decide([request])[0]
@@ -94,14 +101,17 @@ class PolicyGate:
 
     def _decide_one(self, request: DialRequest, counts: dict[str, list[dt.datetime]]) -> Decision:
         if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
-            decision = self._window(request.device_key)
+            decision = self._window(request.device_key, request.time_zone)
             if decision is not None:
                 return decision
         return self._cap(request.device_key, counts.get(request.device_key, []))
 
-    def _window(self, e164: str) -> Decision | None:
+    def _window(self, e164: str, contact_zone: str = "") -> Decision | None:
         region = country_of_phone(e164)
-        zones = [_zone(z) for z in time_zones_for_phone(e164)] or [_zone(self.enterprise.time_zone)]
+        names = set(time_zones_for_phone(e164)) or {self.enterprise.time_zone}
+        if contact_zone:  # where the person says they live counts too
+            names.add(contact_zone)
+        zones = [_zone(z) for z in sorted(names)]
         start, end = self.windows.get(region) or self.windows.get("") or DEFAULT_WINDOW
         holidays = self.holidays.get("", set()) | self.holidays.get(region, set())
 
@@ -159,3 +169,21 @@ class PolicyGate:
                 [self.enterprise.pk, list(keys), since, self.now],
             )
             return {key: list(stamps) for key, stamps in cursor.fetchall()}
+
+
+def lock_devices(keys: Sequence[str]) -> None:
+    """Transaction-scoped advisory locks on devices, taken in key order (no deadlocks).
+
+    The dialler holds them while it decides and writes an authorised attempt; saving a
+    block takes the same locks, so a dial is either authorised before the block commits
+    or decided after it, never in between.
+    """
+    unique = sorted(set(keys))
+    if not unique:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys",
+            [unique],
+        )

@@ -257,3 +257,63 @@ def test_paused_sub_campaign_is_not_dispatched(acme_one):
         do_pause_sub_campaign(sub)
         assert dialer.dispatch_sub_campaign(sub.pk).claimed == 0
     assert connection.schema_name == acme_one.schema_name
+
+
+def test_an_authorised_attempt_never_delivered_is_judged_again_when_resumed(acme_one):
+    """Authorised at 20:55, the worker died before dialling; resumed at 02:00 it must wait."""
+    evening = dt.datetime(2026, 3, 11, 1, 55, tzinfo=dt.UTC)  # 20:55 CDT
+    with time_machine.travel(evening, tick=False):
+        sub = factories.sub_campaign(factories.contact_list(_people(HOUSTON[:1])))
+        dialer.dispatch_sub_campaign(sub.pk)
+        state = DialState.objects.get(sub_campaign=sub)
+        token = str(state.claim_token)
+        [(_, attempt)] = dialer._authorise([(state.pk, token)])  # then the worker died
+    with time_machine.travel(evening + dt.timedelta(hours=5), tick=False):  # 01:55 CDT
+        assert dialer.perform_attempt(state.pk, token) == "skipped"
+    state.refresh_from_db()
+    assert state.status == "pending" and state.last_reason.startswith("calling_window")
+    assert not Attempt.objects.filter(pk=attempt.pk).exists(), "no attempt was made"
+    assert physical_delivery_count(attempt.pk) == 0
+
+
+def test_a_claim_outliving_a_pause_is_released_not_dialled(acme_one):
+    from campaigns.actions import do_pause_sub_campaign
+
+    with time_machine.travel(WORKDAY, tick=False):
+        sub = factories.sub_campaign(factories.contact_list(_people(HOUSTON[:1])))
+        dialer.dispatch_sub_campaign(sub.pk)
+        state = DialState.objects.get(sub_campaign=sub)
+        do_pause_sub_campaign(sub)
+        assert dialer.perform_attempt(state.pk, str(state.claim_token)) == "skipped"
+    state.refresh_from_db()
+    assert (state.status, state.attempts) == ("pending", 0)
+    assert not Attempt.objects.filter(account_id=acme_one.pk, sub_campaign_id=sub.pk).exists()
+
+
+def test_the_cap_holds_inside_one_chunk_for_a_shared_household_number(acme_one, personas):
+    personas.ent_a.attempt_cap = 2
+    personas.ent_a.save(update_fields=["attempt_cap"])
+    household = "+17135559998"
+    people = [{"client_id": f"H{n}", "phones": [household]} for n in range(5)]
+    with time_machine.travel(WORKDAY, tick=False):
+        sub = factories.sub_campaign(factories.contact_list(people), max_attempts=1)
+        report = dialer.dispatch_sub_campaign(sub.pk)
+        assert (report.queued, report.deferred) == (2, 3)
+        _run_until_settled(sub, WORKDAY)
+    dialled = Attempt.objects.filter(account_id=acme_one.pk, device_key=household)
+    assert dialled.count() == 2
+    deferred = DialState.objects.filter(sub_campaign=sub, status="pending")
+    assert deferred.count() == 3
+    assert all(s.last_reason.startswith("attempt_cap") for s in deferred)
+
+
+def test_the_contacts_own_time_zone_narrows_the_window(personas):
+    # A Houston mobile whose owner lives in Los Angeles: 08:30 in Chicago is 06:30 there.
+    at = dt.datetime(2026, 3, 10, 13, 30, tzinfo=dt.UTC)
+    plain = DialRequest(personas.acct_a1.pk, 1, 1, "collections", "voice", "+17135554101")
+    moved = DialRequest(personas.acct_a1.pk, 1, 1, "collections", "voice", "+17135554101",
+                        time_zone="America/Los_Angeles")  # fmt: skip
+    assert PolicyGate(personas.ent_a, at).decide_one(plain).action == DIAL
+    decision = PolicyGate(personas.ent_a, at).decide_one(moved)
+    assert decision.action == DEFER
+    assert decision.retry_at == dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)  # 08:00 PDT
