@@ -36,6 +36,7 @@ def do_save_sub_campaign(sub: SubCampaign, *, lists=None, actor=None, request=No
     if lists is not None:
         sub.contact_lists.set(lists)
         sync_dial_states(sub_campaign_ids=[sub.pk])
+        _retire_uncovered_states(sub)
     audit(
         actor,
         "sub_campaign.create" if creating else "sub_campaign.update",
@@ -45,6 +46,21 @@ def do_save_sub_campaign(sub: SubCampaign, *, lists=None, actor=None, request=No
         request=request,
     )
     return sub
+
+
+def _retire_uncovered_states(sub: SubCampaign) -> None:
+    """Devices of lists no longer attached stop being dialled at once.
+
+    Never-attempted states go; attempted ones are closed (their history stays in the
+    ledger). Claimed ones finish: the attempt task releases claims of removed lists.
+    """
+    uncovered = DialState.objects.filter(sub_campaign=sub).exclude(
+        contact__contact_list__in=sub.contact_lists.all()
+    )
+    uncovered.filter(status=DialState.Status.PENDING, attempts=0).delete()
+    uncovered.filter(status=DialState.Status.PENDING).update(
+        status=DialState.Status.DONE, next_attempt_at=None, last_reason="list removed"
+    )
 
 
 def _register(sub: SubCampaign, active: bool) -> None:

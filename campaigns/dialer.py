@@ -26,7 +26,7 @@ from campaigns.gateways import (
     get_gateway,
     physical_delivery_count,
 )
-from campaigns.models import DialState, SubCampaign
+from campaigns.models import DialState, SubCampaign, render_message
 from devices.models import Attempt, Direction, Disposition, RecordingState
 from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate, lock_devices
 
@@ -202,11 +202,7 @@ def enqueue_attempts(items: list[list]) -> None:
 
 def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
     contact = state.contact
-    values = {"name": contact.name, "client_id": contact.client_id}
-    try:
-        message = sub.message.format(**values) if sub.message else ""
-    except (KeyError, IndexError, ValueError):
-        message = sub.message
+    message = render_message(sub.message, name=contact.name, client_id=contact.client_id)
     return DeliveryJob(
         attempt_id=attempt.pk,
         channel=sub.channel,
@@ -231,6 +227,14 @@ def _dialable(sub: SubCampaign, now: dt.datetime) -> bool:
     return not (sub.end_date and today > sub.end_date) and not (
         sub.start_date and today < sub.start_date
     )
+
+
+def _attached_lists(sub_campaign_ids: set[int]) -> dict[int, set[int]]:
+    attached: dict[int, set[int]] = {pk: set() for pk in sub_campaign_ids}
+    links = SubCampaign.contact_lists.through.objects.filter(subcampaign_id__in=sub_campaign_ids)
+    for sub_id, list_id in links.values_list("subcampaign_id", "contactlist_id"):
+        attached[sub_id].add(list_id)
+    return attached
 
 
 def _release(state: DialState, reason: str) -> None:
@@ -263,6 +267,7 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         # A state whose claim token differs was finished or claimed again since.
         states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
         lock_devices([s.device_key for s in states])
+        attached = _attached_lists({s.sub_campaign_id for s in states})
         resumed_ids = [s.current_attempt_id for s in states if s.current_attempt_id]
         resumed = {a.pk: a for a in Attempt.objects.filter(pk__in=resumed_ids)}
         ready: list[tuple[DialState, Attempt]] = []
@@ -273,12 +278,14 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
             if attempt is not None and physical_delivery_count(attempt.pk) > 0:
                 # The delivery began before a crash: finish it (the gateway will not dial again).
                 ready.append((state, attempt))
-            elif not _dialable(state.sub_campaign, now):
+            elif not _dialable(state.sub_campaign, now) or (
+                state.contact.contact_list_id not in attached[state.sub_campaign_id]
+            ):
                 if attempt is not None:
                     Attempt.objects.filter(
                         pk=attempt.pk, attempted_at=attempt.attempted_at
                     ).delete()
-                _release(state, "not active when the attempt was due")
+                _release(state, "not active or list removed when the attempt was due")
                 released.append(state)
             else:
                 # New, or authorised but never delivered: the gate decides now, not then.
@@ -425,6 +432,11 @@ def perform_attempts(items: list[tuple[int, str]]) -> tuple[int, list[list]]:
             result = gateway.deliver(_job(state.sub_campaign, state, attempt))
         except GatewayBusy:
             busy.append([state.pk, str(state.claim_token)])
+            continue
+        except Exception:
+            # One failing delivery must not hold up the chunk: it stays claimed and the
+            # stale-claim sweep tries it again (the gateway never dials it twice).
+            logger.exception("Delivery of attempt %s failed; it will be retried", attempt.pk)
             continue
         outcomes.append((state, attempt, result))
     recorded = _record(outcomes) if outcomes else 0

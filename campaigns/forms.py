@@ -65,6 +65,12 @@ class SubCampaignForm(forms.ModelForm):
                 initial=waits.get(key),
                 help_text=_("minutes; empty: no retry"),
             )
+        if self.instance.pk and self.instance.dial_states.exists():
+            # Its dial states are phones or emails: the channel is fixed once it has any.
+            self.fields["channel"].disabled = True
+            self.fields["channel"].help_text = _(
+                "Fixed once the sub-campaign has contacts; create another for another channel."
+            )
         self.fields["pacing_per_minute"].min_value = 1
         self.fields["pacing_per_minute"].widget.attrs["min"] = 1
         self.fields["max_attempts"].widget.attrs.update({"min": 1, "max": 20})
@@ -96,3 +102,10 @@ class SubCampaignForm(forms.ModelForm):
             if f"retry_{key}" in self.cleaned_data and self.cleaned_data[f"retry_{key}"] is None:
                 self.instance.retry_minutes[key] = None
         super()._post_clean()
+        # "campaign" is not a form field, so the unique (campaign, name) check is ours.
+        if self.instance.campaign_id and self.cleaned_data.get("name"):
+            clash = SubCampaign.objects.filter(
+                campaign_id=self.instance.campaign_id, name=self.cleaned_data["name"]
+            ).exclude(pk=self.instance.pk)
+            if clash.exists():
+                self.add_error("name", _("This campaign already has a sub-campaign of that name."))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +19,26 @@ DEFAULT_RETRY_MINUTES = {
     "ABANDONED": 30,
     "UNDELIVERED": 240,
 }
+
+
+TEMPLATE_FIELDS = ("name", "client_id")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def template_errors(text: str) -> str:
+    """A message may use only {name} and {client_id}; anything else is refused here,
+    not discovered by a worker in the middle of a campaign."""
+    unknown = sorted({m for m in _PLACEHOLDER.findall(text or "") if m not in TEMPLATE_FIELDS})
+    if unknown:
+        return _("Unknown placeholder %(found)s: use {name} or {client_id}.") % {
+            "found": ", ".join("{" + u + "}" for u in unknown)
+        }
+    return ""
+
+
+def render_message(text: str, *, name: str, client_id: str) -> str:
+    values = {"name": name, "client_id": client_id}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text or "")
 
 
 class Campaign(models.Model):
@@ -112,6 +134,9 @@ class SubCampaign(models.Model):
             errors["message"] = _("Write the message to send.")
         if self.channel == Channel.EMAIL and not self.email_subject.strip():
             errors["email_subject"] = _("Write the email subject.")
+        bad = template_errors(self.message)
+        if bad:
+            errors["message"] = bad
         for key, value in (self.retry_minutes or {}).items():
             if value is not None and (not isinstance(value, int) or value < 0):
                 errors["retry_minutes"] = _("Waits must be whole minutes, 0 or more (%(key)s).") % {

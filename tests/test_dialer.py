@@ -317,3 +317,37 @@ def test_the_contacts_own_time_zone_narrows_the_window(personas):
     decision = PolicyGate(personas.ent_a, at).decide_one(moved)
     assert decision.action == DEFER
     assert decision.retry_at == dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)  # 08:00 PDT
+
+
+def test_removing_a_list_stops_its_devices_and_channel_is_fixed(acme_one):
+    from campaigns.actions import do_save_sub_campaign
+    from campaigns.forms import SubCampaignForm
+
+    with time_machine.travel(WORKDAY, tick=False):
+        first = factories.contact_list(_people(HOUSTON[:2]))
+        second = factories.contact_list(_people(["+17135554120"]))
+        sub = factories.sub_campaign(first)
+        do_save_sub_campaign(sub, lists=[first, second])
+        assert DialState.objects.filter(sub_campaign=sub).count() == 3
+        dialer.dispatch_sub_campaign(sub.pk)  # all three claimed
+        do_save_sub_campaign(sub, lists=[first])  # the admin unticks the second list
+        for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
+            dialer.perform_attempt(state.pk, str(state.claim_token))
+    dialled = set(
+        Attempt.objects.filter(account_id=acme_one.pk, sub_campaign_id=sub.pk).values_list(
+            "device_key", flat=True
+        )
+    )
+    assert dialled == set(HOUSTON[:2]), "the removed list's number is never dialled"
+    form = SubCampaignForm(instance=sub)
+    assert form.fields["channel"].disabled
+
+
+def test_message_placeholders_are_checked_when_saving(acme_one):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match=r"Unknown placeholder \{name.first\}"):
+        factories.sub_campaign(channel="sms", message="Hi {name.first}", activate=False)
+    from campaigns.models import render_message
+
+    assert render_message("Hi {name} ({client_id})", name="Ana", client_id="A1") == "Hi Ana (A1)"
