@@ -237,6 +237,12 @@ def _attached_lists(sub_campaign_ids: set[int]) -> dict[int, set[int]]:
     return attached
 
 
+def _discard(attempt: Attempt | None) -> None:
+    """An authorisation that never became a dial leaves no attempt behind."""
+    if attempt is not None:
+        Attempt.objects.filter(pk=attempt.pk, attempted_at=attempt.attempted_at).delete()
+
+
 def _release(state: DialState, reason: str) -> None:
     """Back to pending without an attempt: the claim is void (paused, out of schedule)."""
     state.status = DialState.Status.PENDING
@@ -278,14 +284,15 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
             if attempt is not None and physical_delivery_count(attempt.pk) > 0:
                 # The delivery began before a crash: finish it (the gateway will not dial again).
                 ready.append((state, attempt))
-            elif not _dialable(state.sub_campaign, now) or (
-                state.contact.contact_list_id not in attached[state.sub_campaign_id]
-            ):
-                if attempt is not None:
-                    Attempt.objects.filter(
-                        pk=attempt.pk, attempted_at=attempt.attempted_at
-                    ).delete()
-                _release(state, "not active or list removed when the attempt was due")
+            elif state.contact.contact_list_id not in attached[state.sub_campaign_id]:
+                _discard(attempt)
+                _release(state, "list removed")
+                state.status = DialState.Status.DONE
+                state.next_attempt_at = None
+                released.append(state)
+            elif not _dialable(state.sub_campaign, now):
+                _discard(attempt)
+                _release(state, "not active when the attempt was due")
                 released.append(state)
             else:
                 # New, or authorised but never delivered: the gate decides now, not then.
@@ -297,10 +304,7 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         for (state, attempt), decision in zip(to_decide, decisions, strict=True):
             sub = state.sub_campaign
             if not decision.dial:
-                if attempt is not None:  # an authorisation that never became a dial
-                    Attempt.objects.filter(
-                        pk=attempt.pk, attempted_at=attempt.attempted_at
-                    ).delete()
+                _discard(attempt)
                 row = _apply_refusal(sub, state, decision, now)
                 state.current_attempt_id = None
                 refused.append(state)

@@ -339,6 +339,8 @@ def test_removing_a_list_stops_its_devices_and_channel_is_fixed(acme_one):
         )
     )
     assert dialled == set(HOUSTON[:2]), "the removed list's number is never dialled"
+    removed = DialState.objects.get(sub_campaign=sub, device_key="+17135554120")
+    assert (removed.status, removed.last_reason) == ("done", "list removed")
     form = SubCampaignForm(instance=sub)
     assert form.fields["channel"].disabled
 
