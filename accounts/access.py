@@ -96,9 +96,19 @@ def get_account_for_user(user, account: Account | int) -> AccountAccess:
     if not user.is_authenticated:
         raise Http404
     account_id = account.pk if isinstance(account, Account) else account
-    for access in accounts_for_user(user):
-        if access.account.pk == account_id:
-            return access
+    if not isinstance(account, Account):
+        account = Account.objects.select_related("enterprise").filter(pk=account_id).first()
+    if account is None or not account.is_active or account.enterprise_id is None:
+        raise Http404
+    memberships = _memberships(user)
+    if any(
+        m.role == Role.ENTERPRISE_ADMIN and m.enterprise_id == account.enterprise_id
+        for m in memberships
+    ):
+        return AccountAccess(account, Role.ENTERPRISE_ADMIN)
+    for m in memberships:
+        if m.account_id == account.pk:
+            return AccountAccess(account, m.role)
     raise Http404
 
 

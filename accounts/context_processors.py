@@ -6,7 +6,9 @@ def portal(request) -> dict:
     tenant = getattr(request, "tenant", None)
     account = tenant if tenant is not None and not tenant.is_public else None
     access = getattr(request, "account_access", None)
-    enterprise = getattr(request, "enterprise", None) or (account.enterprise if account else None)
+    # Only what the access helpers granted: a 404 inside an account the user may not see
+    # must not name the enterprise that owns it.
+    enterprise = getattr(request, "enterprise", None)
     user = getattr(request, "user", None)
     admin_of = enterprises_for_user(user) if user is not None else []
     return {

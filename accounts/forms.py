@@ -64,6 +64,12 @@ class AuditFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        for name in ("date_from", "date_to"):
+            value = cleaned.get(name)
+            if value and not (dt.date(2000, 1, 1) <= value <= dt.date(2100, 12, 31)):
+                self.add_error(name, _("Choose a date between 2000 and 2100."))
+                cleaned[name] = None
+                start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start > end:
             raise ValidationError(_("The start date must be on or before the end date."))
         return cleaned

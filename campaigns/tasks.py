@@ -49,9 +49,8 @@ def perform_attempts(items: list[list]) -> None:
 @shared_task(ignore_result=True)
 def requeue_stale_claims() -> int:
     """Beat: claims whose task never finished (lost message, killed worker) are sent again."""
-    accounts = Account.objects.filter(
-        pk__in=ActiveSubCampaign.objects.values("account_id"), is_active=True
-    )
+    # Every account: a paused or completed sub-campaign may still hold lost claims.
+    accounts = Account.objects.exclude(schema_name="public").filter(is_active=True)
     total = 0
     for account in accounts:
         with tenant_context(account):

@@ -691,6 +691,23 @@ def run_import(contact_list_id: int) -> ImportSummary | None:
     removed and the import starts again from the stored file. Issues and errors are stored
     as text, so they are written in the enterprise's language, like its pages.
     """
+    # One import per list at a time: a session-level advisory lock, released when this
+    # run ends or its worker dies (so a crashed import can be restarted, a running one not).
+    lock_key = f"contact-import:{connection.schema_name}:{contact_list_id}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_key])
+        (locked,) = cursor.fetchone()
+    if not locked:
+        logger.info("Contact list %s is being imported by another worker", contact_list_id)
+        return None
+    try:
+        return _run_import_locked(contact_list_id)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_key])
+
+
+def _run_import_locked(contact_list_id: int) -> ImportSummary | None:
     contact_list = ContactList.objects.filter(pk=contact_list_id).first()
     if contact_list is None or contact_list.status not in (
         ContactList.Status.QUEUED,

@@ -12,7 +12,12 @@ class EnterpriseContextMiddleware:
 
     def __call__(self, request):
         timezone.deactivate()  # a thread's previous request must not leak its zone
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            # Nor its language or zone to whatever else this thread runs next.
+            timezone.deactivate()
+            translation.deactivate()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         user = getattr(request, "user", None)

@@ -194,9 +194,12 @@ def celery_worker(django_db_setup):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def celery_beat(celery_worker):
-    """Real Celery beat sending the dispatcher's ticks to the test worker's queue."""
+    """Real Celery beat sending the dispatcher's ticks to the test worker's queue.
+
+    Per test, not per session: a beat left running would dispatch every active
+    sub-campaign of later tests too (the Redis outage test has its own)."""
     from enterprise_portal.celery import app
 
     log = open(ARTIFACTS / "celery-beat.log", "w")  # noqa: SIM115

@@ -108,6 +108,14 @@ def test_page_access(personas, page, persona, expected):
         assert response.status_code == expected
         if expected == 404:
             assert b'data-testid="not-found"' in response.content
+            # A 404 never tells whose account it would have been.
+            body = response.content.decode()
+            owner = personas.ent_a.name if "/a/acme-" in url else personas.ent_b.name
+            user = personas.user(persona)
+            if "/a/" in url and user is not None:
+                mine = {m.enterprise.name for m in user.memberships.select_related("enterprise")}
+                if owner not in mine:
+                    assert owner not in body
 
 
 def test_other_enterprise_data_never_rendered(personas):

@@ -81,8 +81,14 @@ def test_redis_outage_stops_dialling_keeps_pages_and_resumes(
         stack.close()  # Redis stops
 
     try:
-        time.sleep(3)  # attempts already in a worker's hands finish
-        before = rows.count()
+        # Tasks the worker had already received before the outage finish; wait until the
+        # count is still for 3 s, then nothing more may happen while Redis stays down.
+        before, still_since, deadline = rows.count(), time.monotonic(), time.monotonic() + 60
+        while time.monotonic() - still_since < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            now_count = rows.count()
+            if now_count != before:
+                before, still_since = now_count, time.monotonic()
         time.sleep(6)
         assert rows.count() == before, "nothing is dialled while Redis is down"
 
