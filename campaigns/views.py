@@ -22,6 +22,7 @@ from campaigns.actions import (
 from campaigns.forms import CampaignForm, SubCampaignForm
 from campaigns.models import Campaign, DialState, SubCampaign
 from devices.models import Attempt
+from devices.recordings import do_delete_recording, get_recording_for_user, recording_response
 
 ATTEMPTS_PAGE_SIZE = 25
 
@@ -200,3 +201,23 @@ def sub_campaign_pause(request, sub_campaign_id):
     do_pause_sub_campaign(sub, actor=request.user, request=request)
     messages.success(request, _("Sub-campaign paused. Attempts already under way finish."))
     return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def account_recording(request, attempt_id):
+    """A recording of this account's attempt, for any of its members (agents included)."""
+    attempt = get_recording_for_user(attempt_id, account=connection.tenant)
+    return recording_response(request, attempt)
+
+
+@account_view(roles=ALL_ROLES)
+@require_POST
+def account_recording_delete(request, attempt_id):
+    attempt = get_recording_for_user(attempt_id, account=connection.tenant)
+    do_delete_recording(attempt, actor=request.user, request=request)
+    messages.success(request, _("Recording deleted."))
+    back = request.POST.get("next", "")
+    if not (back.startswith(connection.tenant.url_prefix) and "//" not in back):
+        back = _here("account:home")
+    return HttpResponseRedirect(back)

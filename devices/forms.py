@@ -91,3 +91,45 @@ class HolidayForm(forms.ModelForm):
         ):
             raise forms.ValidationError(_("That holiday is already listed."))
         return cleaned
+
+
+class TraceForm(forms.Form):
+    """Contact Trace search: Phone Number / Email Address, or Client ID."""
+
+    criteria = forms.ChoiceField(
+        label=_("Search Criteria"),
+        choices=[("device", _("Phone Number / Email Address")), ("client_id", _("Client ID"))],
+        initial="device",
+    )
+    value = forms.CharField(label=_("Value"), max_length=254, strip=True)
+
+    def __init__(self, *args, region: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.region = region
+        self.query = None
+
+    def clean(self):
+        from devices.keys import DeviceKeyError, phone_format_hint
+        from devices.trace import MAX_CLIENT_ID, TraceQuery
+
+        cleaned = super().clean()
+        criteria, value = cleaned.get("criteria"), cleaned.get("value")
+        if not criteria or value is None:
+            return cleaned
+        if "\x00" in value:
+            self.add_error("value", _("The value contains characters that cannot be searched."))
+            return cleaned
+        try:
+            self.query = TraceQuery.parse(criteria, value, self.region)
+        except DeviceKeyError as exc:
+            self.add_error("value", str(exc))
+        except ValueError:
+            if criteria == "client_id":
+                self.add_error(
+                    "value",
+                    _("Enter the whole client ID (at most %(max)s characters).")
+                    % {"max": MAX_CLIENT_ID},
+                )
+            else:
+                self.add_error("value", phone_format_hint(self.region))
+        return cleaned

@@ -1,18 +1,26 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import enterprise_view
 from accounts.actions import audit
-from devices.forms import AttemptCapForm, CallingWindowForm, HolidayForm
+from devices.forms import AttemptCapForm, CallingWindowForm, HolidayForm, TraceForm
 from devices.models import CallingWindow, Holiday
 from devices.policy import DEFAULT_WINDOW
+from devices.recordings import do_delete_recording, get_recording_for_user, recording_response
+from devices.trace import trace_attempts
+from devices.trace_csv import trace_csv_rows
+
+TRACE_PAGE_SIZE = 50
 
 
 def _rules_url(enterprise) -> str:
@@ -75,3 +83,79 @@ def delete_calling_rule(request, enterprise, kind: str, pk: int):
         obj.delete()
     messages.success(request, _("Removed."))
     return HttpResponseRedirect(_rules_url(enterprise))
+
+
+def _trace_form(request, enterprise) -> TraceForm:
+    return TraceForm(
+        request.GET if "value" in request.GET else None, region=enterprise.default_region
+    )
+
+
+@enterprise_view
+@require_GET
+def contact_trace(request, enterprise):
+    """Enterprise › Devices › Contact Trace."""
+    form = _trace_form(request, enterprise)
+    page = None
+    accounts = {}
+    if form.is_bound and form.is_valid():
+        attempts = trace_attempts(enterprise.pk, form.query)
+        page = Paginator(attempts, TRACE_PAGE_SIZE).get_page(request.GET.get("page"))
+        accounts = {a.pk: a for a in enterprise.accounts.all()}
+        for attempt in page.object_list:
+            attempt.account = accounts.get(attempt.account_id)
+        audit(request.user, "trace.search", enterprise=enterprise,
+              details={"criteria": form.query.kind, "value": form.query.key,
+                       "results": page.paginator.count}, request=request)  # fmt: skip
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "devices/contact_trace.html",
+        {"enterprise": enterprise, "form": form, "page": page, "query": query.urlencode(),
+         "nav": "devices", "tab": "trace"},
+    )  # fmt: skip
+
+
+@enterprise_view
+@require_GET
+def contact_trace_export(request, enterprise):
+    form = _trace_form(request, enterprise)
+    if not (form.is_bound and form.is_valid()):
+        messages.error(request, _("Run a valid search before exporting."))
+        return HttpResponseRedirect(reverse("devices:contact_trace", args=[enterprise.pk]))
+    attempts = trace_attempts(enterprise.pk, form.query)
+    details = {"criteria": form.query.kind, "value": form.query.key}
+    audit(request.user, "trace.export", enterprise=enterprise, details=details, request=request)
+    name = f"contact-trace-{timezone.localdate():%Y%m%d}.csv"
+    response = StreamingHttpResponse(
+        trace_csv_rows(attempts), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@enterprise_view
+@require_GET
+def enterprise_recording(request, enterprise, attempt_id: int):
+    return recording_response(request, get_recording_for_user(attempt_id, enterprise=enterprise))
+
+
+@enterprise_view
+@require_POST
+def enterprise_recording_delete(request, enterprise, attempt_id: int):
+    attempt = get_recording_for_user(attempt_id, enterprise=enterprise)
+    do_delete_recording(attempt, actor=request.user, request=request)
+    messages.success(request, _("Recording deleted."))
+    return HttpResponseRedirect(
+        _safe_back(request, reverse("devices:contact_trace", args=[enterprise.pk]))
+    )
+
+
+def _safe_back(request, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
+    ):
+        return target
+    return fallback

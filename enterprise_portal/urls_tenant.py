@@ -46,6 +46,12 @@ account_patterns = (
             "lists/<int:list_id>/progress.json", contact_views.list_progress, name="list_progress"
         ),
         path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact_detail"),
+        path("recordings/<int:attempt_id>.wav", campaign_views.account_recording, name="recording"),
+        path(
+            "recordings/<int:attempt_id>/delete/",
+            campaign_views.account_recording_delete,
+            name="recording_delete",
+        ),
     ],
     "account",
 )

@@ -1,0 +1,144 @@
+"""Recordings: served only through views that check who asks, with HTTP Range for seeking;
+deleted with an audit row and a visible trace ("deleted by X at T")."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+
+from accounts.actions import audit
+from accounts.models import Account, Enterprise
+from devices.models import Attempt, RecordingState
+
+logger = logging.getLogger(__name__)
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 64 * 1024
+
+
+def get_recording_for_user(
+    attempt_id, *, enterprise: Enterprise | None = None, account: Account | None = None
+) -> Attempt:
+    """The attempt with a stored recording, if it belongs to the enterprise or account the
+    caller's access was checked for (accounts.access); 404 otherwise."""
+    try:
+        pk = int(attempt_id)
+    except (TypeError, ValueError):
+        raise Http404 from None
+    attempts = Attempt.objects.filter(pk=pk, recording_state=RecordingState.STORED)
+    if account is not None:
+        attempts = attempts.filter(account_id=account.pk)
+    elif enterprise is not None:
+        attempts = attempts.filter(enterprise_id=enterprise.pk)
+    else:
+        raise Http404
+    attempt = attempts.first()
+    if attempt is None or not attempt.recording_file:
+        raise Http404
+    return attempt
+
+
+def _iterate(handle, start: int, length: int):
+    try:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+def recording_response(request, attempt: Attempt) -> HttpResponse:
+    """The WAV, whole (200) or one byte range (206) so the browser's player can seek."""
+    try:
+        size = default_storage.size(attempt.recording_file)
+        handle = default_storage.open(attempt.recording_file, "rb")
+    except (OSError, FileNotFoundError):
+        raise Http404 from None
+    start, end, status = 0, size - 1, 200
+    header = request.headers.get("Range", "").strip()
+    if header and "," not in header:  # several ranges: send it all (RFC 9110 allows that)
+        match = _RANGE.match(header)
+        first, last = (match.group(1), match.group(2)) if match else ("", "")
+        if not match or (not first and not last):
+            handle.close()
+            return _unsatisfiable(size)
+        if first:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+        else:  # the last N bytes
+            start = max(0, size - int(last))
+        if start >= size or start > end:
+            handle.close()
+            return _unsatisfiable(size)
+        status = 206
+    length = end - start + 1
+    response = StreamingHttpResponse(
+        _iterate(handle, start, length), status=status, content_type="audio/wav"
+    )
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Disposition"] = f'inline; filename="recording-{attempt.pk}.wav"'
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+def _unsatisfiable(size: int) -> HttpResponse:
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{size}"
+    return response
+
+
+def do_delete_recording(attempt: Attempt, *, actor, request=None) -> Attempt:
+    """Removes the file, keeps the trace: N/A (deleted by X at T), audited."""
+    with transaction.atomic():
+        row = (
+            Attempt.objects.select_for_update()
+            .filter(pk=attempt.pk, attempted_at=attempt.attempted_at)
+            .first()
+        )
+        if row is None or row.recording_state != RecordingState.STORED:
+            raise Http404
+        path = row.recording_file
+        row.recording_state = RecordingState.DELETED
+        row.recording_file = ""
+        row.recording_deleted_by = actor.email
+        row.recording_deleted_at = timezone.now()
+        Attempt.objects.filter(pk=row.pk, attempted_at=row.attempted_at).update(
+            recording_state=row.recording_state,
+            recording_file="",
+            recording_deleted_by=row.recording_deleted_by,
+            recording_deleted_at=row.recording_deleted_at,
+        )
+        account = Account.objects.filter(pk=row.account_id).first()
+        audit(
+            actor,
+            "recording.delete",
+            enterprise=Enterprise.objects.filter(pk=row.enterprise_id).first(),
+            account=account,
+            obj=row,
+            details={"attempt": row.pk, "device": row.device_key, "client_id": row.client_id,
+                     "from": connection.schema_name},
+            request=request,
+        )  # fmt: skip
+        # After commit: a rolled-back delete must not have lost the file.
+        transaction.on_commit(lambda: _remove_file(path))
+    return row
+
+
+def _remove_file(path: str) -> None:
+    try:
+        default_storage.delete(path)
+    except OSError:
+        logger.exception("Could not delete recording file %s", path)

@@ -1,0 +1,61 @@
+"""Contact Trace results as CSV, streamed; cells a spreadsheet would run as formulas are
+neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from devices.models import Attempt, Channel, RecordingState
+
+_FORMULA = re.compile(r"^[=@\t\r]|^[+\-](?![\d\s().-]*$)")
+
+
+def safe_cell(value) -> str:
+    text = "" if value is None else str(value)
+    # "+17135554101" stays a number; "=HYPERLINK(...)" or "+cmd" becomes plain text.
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def _recording(attempt: Attempt) -> str:
+    if attempt.recording_state == RecordingState.STORED:
+        return _("Stored")
+    if attempt.recording_state == RecordingState.DELETED:
+        return _("N/A (deleted by %(who)s at %(when)s)") % {
+            "who": attempt.recording_deleted_by,
+            "when": timezone.localtime(attempt.recording_deleted_at).strftime("%Y-%m-%d %H:%M"),
+        }
+    return _("N/A")
+
+
+def trace_csv_rows(attempts: Iterable[Attempt]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return value
+
+    writer.writerow([
+        _("Date"), _("Account"), _("Client ID"), _("Campaign"), _("Sub-campaign"), _("Channel"),
+        _("Direction"), _("Device"), _("Result"), _("Call Seconds"), _("Node"), _("Recording"),
+        _("Message"), _("Carrier"), _("Source address"), _("Source type"), _("Stopped by"),
+    ])  # fmt: skip
+    yield "\ufeff" + flush()  # BOM: Excel opens UTF-8 (Portuguese names) correctly
+    for a in attempts.iterator(chunk_size=2000) if hasattr(attempts, "iterator") else attempts:
+        direction = a.sms_direction if a.channel == Channel.SMS else a.get_direction_display()
+        writer.writerow([safe_cell(v) for v in (
+            timezone.localtime(a.attempted_at).strftime("%Y-%m-%d %H:%M:%S"), a.account_name,
+            a.client_id, a.campaign_name, a.sub_campaign_name, a.get_channel_display(), direction,
+            a.device_key, a.get_disposition_display(), a.call_seconds, a.node, _recording(a),
+            a.message, a.carrier_code, a.source_address, a.get_source_type_display(),
+            a.suppression_rule,
+        )])  # fmt: skip
+        yield flush()
