@@ -42,8 +42,8 @@ def phone_format_hint(region: str) -> str:
         return _("Enter the area code and number, e.g. (11) 91234-5678, or +55 11 91234-5678.")
     if region == "US":
         return _("Enter all 10 digits, e.g. 713 555 4101; outside the US include the country "
-                 "code, e.g. +44 314 555 4101.")  # fmt: skip
-    return _("Include the country code, e.g. +44 314 555 4101.")
+                 "code, e.g. +44 20 7946 0958.")  # fmt: skip
+    return _("Include the country code, e.g. +44 20 7946 0958.")
 
 
 def normalize_phone(value: str, region: str) -> str:

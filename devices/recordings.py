@@ -66,7 +66,8 @@ def recording_response(request, attempt: Attempt) -> HttpResponse:
         raise Http404 from None
     start, end, status = 0, size - 1, 200
     header = request.headers.get("Range", "").strip()
-    if header and "," not in header:  # several ranges: send it all (RFC 9110 allows that)
+    # Several ranges, or a unit other than bytes: send it all (RFC 9110 allows that).
+    if header.startswith("bytes=") and "," not in header:
         match = _RANGE.match(header)
         first, last = (match.group(1), match.group(2)) if match else ("", "")
         if not match or (not first and not last):

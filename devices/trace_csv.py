@@ -8,7 +8,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from devices.models import Attempt, Channel, RecordingState
@@ -33,7 +33,16 @@ def _recording(attempt: Attempt) -> str:
     return _("N/A")
 
 
-def trace_csv_rows(attempts: Iterable[Attempt]) -> Iterator[str]:
+def trace_csv_rows(
+    attempts: Iterable[Attempt], *, time_zone: str, language: str | None
+) -> Iterator[str]:
+    """The rows, produced while the response streams: after the request's own time zone
+    and language are gone, so both are set here again."""
+    with timezone.override(time_zone), translation.override(language):
+        yield from _rows(attempts)
+
+
+def _rows(attempts: Iterable[Attempt]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 

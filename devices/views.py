@@ -6,7 +6,7 @@ from django.db import transaction
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -112,8 +112,8 @@ def contact_trace(request, enterprise):
     return render(
         request,
         "devices/contact_trace.html",
-        {"enterprise": enterprise, "form": form, "page": page, "query": query.urlencode(),
-         "nav": "devices", "tab": "trace"},
+        {"enterprise": enterprise, "form": form, "page": page, "searched": page is not None,
+         "query": query.urlencode(), "nav": "devices", "tab": "trace"},
     )  # fmt: skip
 
 
@@ -128,9 +128,10 @@ def contact_trace_export(request, enterprise):
     details = {"criteria": form.query.kind, "value": form.query.key}
     audit(request.user, "trace.export", enterprise=enterprise, details=details, request=request)
     name = f"contact-trace-{timezone.localdate():%Y%m%d}.csv"
-    response = StreamingHttpResponse(
-        trace_csv_rows(attempts), content_type="text/csv; charset=utf-8"
+    rows = trace_csv_rows(
+        attempts, time_zone=enterprise.time_zone, language=translation.get_language()
     )
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
