@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -13,6 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import enterprise_view
 from accounts.actions import audit
+from accounts.models import Account
+from accounts.urls_helpers import account_url
 from devices.forms import AttemptCapForm, CallingWindowForm, HolidayForm, TraceForm
 from devices.models import CallingWindow, Holiday
 from devices.policy import DEFAULT_WINDOW
@@ -97,13 +101,10 @@ def contact_trace(request, enterprise):
     """Enterprise › Devices › Contact Trace."""
     form = _trace_form(request, enterprise)
     page = None
-    accounts = {}
     if form.is_bound and form.is_valid():
         attempts = trace_attempts(enterprise.pk, form.query)
         page = Paginator(attempts, TRACE_PAGE_SIZE).get_page(request.GET.get("page"))
-        accounts = {a.pk: a for a in enterprise.accounts.all()}
-        for attempt in page.object_list:
-            attempt.account = accounts.get(attempt.account_id)
+        _attach_links(enterprise, page.object_list)
         audit(request.user, "trace.search", enterprise=enterprise,
               details={"criteria": form.query.kind, "value": form.query.key,
                        "results": page.paginator.count}, request=request)  # fmt: skip
@@ -115,6 +116,27 @@ def contact_trace(request, enterprise):
         {"enterprise": enterprise, "form": form, "page": page, "searched": page is not None,
          "query": query.urlencode(), "nav": "devices", "tab": "trace"},
     )  # fmt: skip
+
+
+def _attach_links(enterprise, attempts) -> None:
+    """Accounts and links for one page of results: one query, each URL reversed once."""
+    attempts = list(attempts)
+    ids = {a.account_id for a in attempts}
+    accounts = {a.pk: a for a in Account.objects.filter(enterprise=enterprise, pk__in=ids)}
+    sign_in = {pk: reverse("accounts:account_sign_in", args=[pk]) for pk in accounts}
+    recordings = reverse("devices:recording", args=[enterprise.pk, 1]).removesuffix("1.wav")
+    sub_links: dict[tuple[int, int], str] = {}
+    for attempt in attempts:
+        account = accounts.get(attempt.account_id)
+        attempt.account = account
+        attempt.sign_in_url = sign_in.get(attempt.account_id, "")
+        attempt.listen_url = f"{recordings}{attempt.pk}.wav"
+        attempt.delete_url = f"{recordings}{attempt.pk}/delete/"
+        key = (attempt.account_id, attempt.sub_campaign_id)
+        if account is not None and attempt.sub_campaign_id and key not in sub_links:
+            target = account_url(account, "account:sub_campaign", attempt.sub_campaign_id)
+            sub_links[key] = f"{attempt.sign_in_url}?{urlencode({'next': target})}"
+        attempt.sub_campaign_url = sub_links.get(key, "")
 
 
 @enterprise_view

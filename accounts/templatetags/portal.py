@@ -16,14 +16,3 @@ def public_url(viewname: str, *args) -> str:
 @register.simple_tag
 def account_url(account, viewname: str = "account:home", *args) -> str:
     return build_account_url(account, viewname, *args)
-
-
-@register.simple_tag
-def account_sign_in_url(account, viewname: str = "account:home", *args) -> str:
-    """Signs in to the account (audited) and opens one of its pages."""
-    from urllib.parse import urlencode
-
-    base = reverse(
-        "accounts:account_sign_in", urlconf=settings.PUBLIC_SCHEMA_URLCONF, args=[account.pk]
-    )
-    return f"{base}?{urlencode({'next': build_account_url(account, viewname, *args)})}"
