@@ -56,6 +56,11 @@ def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[s
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # "stop" means: stop the server when the last process that started it lets go.
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    if _tune_memory(server.get_uri("postgres")):
+        # shared_buffers applies at start: restart once (only if we are its only user).
+        server.cleanup()
+        atexit.unregister(server._cleanup)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         admin_url = server.get_uri("postgres")
         with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -68,6 +73,24 @@ def embedded_postgres(pgdata: Path, database: str = DATABASE_NAME) -> Iterator[s
     finally:
         server.cleanup()
         atexit.unregister(server._cleanup)  # already done; it would only log at exit
+
+
+EMBEDDED_SHARED_BUFFERS_MB = 512
+
+
+def _tune_memory(admin_url: str) -> bool:
+    """The defaults (128 MB of shared buffers) starve a ledger of millions of rows; True if
+    the setting was raised and needs a restart."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        (current,) = conn.execute(
+            "SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone()
+        if current >= EMBEDDED_SHARED_BUFFERS_MB:
+            return False
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{EMBEDDED_SHARED_BUFFERS_MB}MB'")
+        return True
 
 
 # --- Redis -------------------------------------------------------------------------
