@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 from django.db import connection
+from django_tenants.utils import schema_exists
 
 from accounts.actions import (
     do_add_membership,
@@ -103,8 +104,11 @@ def django_db_setup(django_test_environment, django_db_blocker, django_db_modify
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-        _build_personas()
+        personas = _build_personas()
         connection.set_schema_to_public()
+        # Every later test leans on these: fail here, loudly, if the set-up is not right.
+        assert settings.DATABASES["default"]["NAME"].startswith("test_")
+        assert all(schema_exists(a.schema_name) for a in (personas.acct_a1, personas.acct_b2))
     yield
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
@@ -186,6 +190,10 @@ def celery_worker(django_db_setup):
                 f"Celery worker did not start; see {ARTIFACTS / 'celery-worker.log'}"
             )
     yield proc
+    _stop(proc, log)
+
+
+def _stop(proc: subprocess.Popen, log) -> None:
     proc.terminate()
     try:
         proc.wait(20)
@@ -215,12 +223,7 @@ def celery_beat(celery_worker):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    _stop(proc, log)
 
 
 @pytest.fixture
