@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import DialState
-from devices.models import Attempt, Channel, Direction, Disposition
+from devices.actions import OPT_IN_WORDS, OPT_OUT_WORDS, do_save_device_setting, keyword_of
+from devices.models import Attempt, Channel, DeviceSetting, Direction, Disposition
 
 
 @transaction.atomic
@@ -28,7 +29,7 @@ def record_inbound_sms(
     )
     state = states.filter(sub_campaign__sms_source_address=to_address).first() or states.first()
     sub = state.sub_campaign if state else None
-    return Attempt.objects.create(
+    attempt = Attempt.objects.create(
         attempted_at=received_at or timezone.now(),
         completed_at=received_at or timezone.now(),
         enterprise_id=account.enterprise_id,
@@ -48,4 +49,21 @@ def record_inbound_sms(
         message=text[:2000],
         source_address=to_address,
         source_type=sub.sms_source_type if sub else "",
+    )
+    _honour_keywords(account, device_key, text)
+    return attempt
+
+
+def _honour_keywords(account, device_key: str, text: str) -> None:
+    """STOP-style replies block the device for the whole enterprise before the next
+    attempt (revoking consent is per caller, not per campaign); START-style allow it."""
+    keyword = keyword_of(text)
+    if keyword in OPT_OUT_WORDS:
+        action, source = DeviceSetting.Action.BLOCK, DeviceSetting.Source.SMS_OPT_OUT
+    elif keyword in OPT_IN_WORDS:
+        action, source = DeviceSetting.Action.ALLOW, DeviceSetting.Source.SMS_OPT_IN
+    else:
+        return
+    do_save_device_setting(
+        account.enterprise, device_key, action, source=source, reason=f"“{text.strip()[:200]}”"
     )

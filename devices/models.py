@@ -193,3 +193,48 @@ def installation_key() -> str:
 
 
 _INSTALLATION_KEY: str | None = None
+
+
+class DeviceSetting(models.Model):
+    """Block or Allow one device for a whole enterprise. Each save is a new row: the
+    latest row is the device's setting (a Clear row means none), the rest its history."""
+
+    class Action(models.TextChoices):
+        BLOCK = "block", _("Block all calls to this device")
+        ALLOW = "allow", _("Allow calls to this device")
+        CLEAR = "clear", _("Remove the setting")
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", _("Manual")
+        IMPORT = "import", _("Import")
+        SMS_OPT_OUT = "sms_opt_out", _("SMS opt-out")
+        SMS_OPT_IN = "sms_opt_in", _("SMS opt-in")
+        AGENT_DNC = "agent_dnc", _("Agent: do not call")
+
+    enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
+    device_key = models.CharField(_("device"), max_length=254)
+    action = models.CharField(_("setting"), max_length=8, choices=Action.choices)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    created_at = models.DateTimeField(_("saved"), auto_now_add=True)
+    created_by_label = models.CharField(_("saved by"), max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("device setting")
+        verbose_name_plural = _("device settings")
+        indexes = [
+            models.Index(
+                fields=["enterprise", "device_key", "-created_at", "-id"],
+                name="device_setting_latest",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_key}: {self.action}"
+
+    def applies_at(self, instant) -> bool:
+        return self.action != self.Action.CLEAR and (
+            self.expires_at is None or self.expires_at > instant
+        )

@@ -21,12 +21,13 @@ from django.utils import timezone
 
 from accounts.models import Enterprise
 from devices.keys import PHONE, country_of_phone, kind_of_key, time_zones_for_phone
-from devices.models import CallingWindow, Channel, Holiday
+from devices.models import CallingWindow, Channel, DeviceSetting, Holiday
 
 DIAL = "dial"
 SUPPRESS = "suppress"
 DEFER = "defer"
 
+RULE_DEVICE_BLOCK = "device_block"
 RULE_CALLING_WINDOW = "calling_window"
 RULE_HOLIDAY = "holiday"
 RULE_ATTEMPT_CAP = "attempt_cap"
@@ -85,10 +86,12 @@ class PolicyGate:
     # --- the batch API -------------------------------------------------------------
 
     def decide(self, requests: Sequence[DialRequest]) -> list[Decision]:
-        counts = self._recent_attempt_counts({r.device_key for r in requests})
+        keys = {r.device_key for r in requests}
+        counts = self._recent_attempt_counts(keys)
+        settings = self._device_settings(keys)
         decisions = []
         for request in requests:
-            decision = self._decide_one(request, counts)
+            decision = self._decide_one(request, counts, settings)
             if decision.dial:  # later requests in this batch count this one
                 counts.setdefault(request.device_key, []).append(self.now)
             decisions.append(decision)
@@ -99,7 +102,17 @@ class PolicyGate:
 
     # --- rules -------------------------------------------------------------------------
 
-    def _decide_one(self, request: DialRequest, counts: dict[str, list[dt.datetime]]) -> Decision:
+    def _decide_one(
+        self,
+        request: DialRequest,
+        counts: dict[str, list[dt.datetime]],
+        settings: dict[str, DeviceSetting],
+    ) -> Decision:
+        # 1. The enterprise's own setting for the device: a Block stops every account.
+        setting = settings.get(request.device_key)
+        if setting is not None and setting.action == DeviceSetting.Action.BLOCK:
+            detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
+            return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
         if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
             decision = self._window(request.device_key, request.time_zone)
             if decision is not None:
@@ -151,6 +164,17 @@ class PolicyGate:
             detail = f"{len(recent)} attempts in {self.enterprise.attempt_cap_days} days"
             return Decision(DEFER, RULE_ATTEMPT_CAP, detail, retry_at=retry_at)
         return Decision(DIAL)
+
+    def _device_settings(self, keys: set[str]) -> dict[str, DeviceSetting]:
+        """The setting in force per device: the latest saved, unless cleared or expired."""
+        if not keys:
+            return {}
+        latest = (
+            DeviceSetting.objects.filter(enterprise=self.enterprise, device_key__in=keys)
+            .order_by("device_key", "-created_at", "-id")
+            .distinct("device_key")
+        )
+        return {s.device_key: s for s in latest if s.applies_at(self.now)}
 
     def _recent_attempt_counts(self, keys: set[str]) -> dict[str, list[dt.datetime]]:
         """Outbound attempts per device in the cap period, across every account."""
