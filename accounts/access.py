@@ -42,6 +42,14 @@ class AccountAccess:
             raise PermissionDenied
 
 
+def pk_or_404(value) -> int:
+    """An id a user typed or a URL carried: a whole number, or a 404."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404 from None
+
+
 def _memberships(user) -> list[Membership]:
     cached = getattr(user, "_portal_memberships", None)
     if cached is None:

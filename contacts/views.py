@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.access import account_view
+from accounts.access import account_view, pk_or_404
 from accounts.urls_helpers import account_url
 from campaigns.access import ADMIN_ROLES, ALL_ROLES
 from contacts.actions import do_upload_contact_list
@@ -20,22 +20,15 @@ from devices.models import Attempt
 PAGE_SIZE = 50
 
 
-def _pk(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Http404 from None
-
-
 def get_list_for(access, list_id) -> ContactList:
-    found = ContactList.objects.filter(pk=_pk(list_id)).first()
+    found = ContactList.objects.filter(pk=pk_or_404(list_id)).first()
     if found is None:
         raise Http404
     return found
 
 
 def get_contact_for(access, contact_id) -> Contact:
-    found = Contact.objects.select_related("contact_list").filter(pk=_pk(contact_id)).first()
+    found = Contact.objects.select_related("contact_list").filter(pk=pk_or_404(contact_id)).first()
     if found is None:
         raise Http404
     return found

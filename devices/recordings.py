@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from accounts.access import pk_or_404
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
 from devices.models import Attempt, RecordingState
@@ -26,10 +27,7 @@ def get_recording_for_user(
 ) -> Attempt:
     """The attempt with a stored recording, if it belongs to the enterprise or account the
     caller's access was checked for (accounts.access); 404 otherwise."""
-    try:
-        pk = int(attempt_id)
-    except (TypeError, ValueError):
-        raise Http404 from None
+    pk = pk_or_404(attempt_id)
     attempts = Attempt.objects.filter(pk=pk, recording_state=RecordingState.STORED)
     if account is not None:
         attempts = attempts.filter(account_id=account.pk)
