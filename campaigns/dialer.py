@@ -262,7 +262,6 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
     commits before this decision or waits for it.
     """
     tokens = dict(items)
-    now = timezone.now()
     with transaction.atomic():
         states = list(
             DialState.objects.select_for_update(of=("self",))
@@ -273,6 +272,9 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         # A state whose claim token differs was finished or claimed again since.
         states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
         lock_devices([s.device_key for s in states])
+        # Stamped once the devices are locked: an attempt's attempted_at and a block's
+        # created_at are then in lock order, so the ledger alone shows which came first.
+        now = timezone.now()
         attached = _attached_lists({s.sub_campaign_id for s in states})
         resumed_ids = [s.current_attempt_id for s in states if s.current_attempt_id]
         resumed = {a.pk: a for a in Attempt.objects.filter(pk__in=resumed_ids)}
