@@ -26,6 +26,7 @@ from campaigns.gateways import (
     get_gateway,
     physical_delivery_count,
 )
+from campaigns.blacklists import lock_campaigns, record_suppressions
 from campaigns.models import DialState, SubCampaign, render_message
 from devices.models import Attempt, Direction, Disposition, RecordingState
 from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate, lock_devices
@@ -107,6 +108,15 @@ def _apply_refusal(sub: SubCampaign, state: DialState, decision: Decision, now) 
     return None
 
 
+def _count_blacklist_suppressions(decisions: list[Decision], now: dt.datetime) -> None:
+    counts: dict[int, int] = {}
+    for decision in decisions:
+        if decision.ref is not None and decision.action == SUPPRESS:
+            counts[decision.ref] = counts.get(decision.ref, 0) + 1
+    if counts:
+        record_suppressions(counts, now)
+
+
 def enterprise_today(now: dt.datetime) -> dt.date:
     """Sub-campaign start and end dates are days in the enterprise's time zone."""
     return now.astimezone(zoneinfo.ZoneInfo(_account().enterprise.time_zone)).date()
@@ -142,6 +152,8 @@ def dispatch_sub_campaign(sub_campaign_id: int, now: dt.datetime | None = None) 
             sub.pacing_per_minute * MAX_BURST_MINUTES,
         )
         limit = min(int(credit), settings.DISPATCH_BATCH_SIZE)
+        # Before any state row: blacklist changes lock the campaign, then the rows.
+        lock_campaigns([sub.campaign_id], shared=True)
         states = list(
             DialState.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("contact")
@@ -169,6 +181,7 @@ def dispatch_sub_campaign(sub_campaign_id: int, now: dt.datetime | None = None) 
             else:
                 report.deferred += 1
             report.reasons[decision.rule] = report.reasons.get(decision.rule, 0) + 1
+        _count_blacklist_suppressions(decisions, now)
         DialState.objects.bulk_update(
             states,
             ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason", "updated_at"],
@@ -263,6 +276,16 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
     """
     tokens = dict(items)
     with transaction.atomic():
+        # Locks in one order everywhere (campaigns, devices, then state rows), so a
+        # blacklist change or a block waiting on a row never waits on us in a cycle.
+        # Campaign locks are shared: blacklist changes take them exclusively, so they
+        # commit before this decision or wait for it; device locks do the same for blocks.
+        targets = DialState.objects.filter(pk__in=list(tokens)).values_list(
+            "device_key", "sub_campaign__campaign_id"
+        )
+        targets = list(targets)
+        lock_campaigns({campaign for _key, campaign in targets}, shared=True)
+        lock_devices([key for key, _campaign in targets])
         states = list(
             DialState.objects.select_for_update(of=("self",))
             .select_related("contact", "sub_campaign__campaign")
@@ -271,7 +294,6 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         )
         # A state whose claim token differs was finished or claimed again since.
         states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
-        lock_devices([s.device_key for s in states])
         # Stamped once the devices are locked: an attempt's attempted_at and a block's
         # created_at are then in lock order, so the ledger alone shows which came first.
         now = timezone.now()
@@ -302,6 +324,7 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         decisions = PolicyGate(_account().enterprise, now).decide(
             [request_for(s.sub_campaign, s) for s, _ in to_decide]
         )
+        _count_blacklist_suppressions(decisions, now)
         refused, new_rows, authorised = [], [], []
         for (state, attempt), decision in zip(to_decide, decisions, strict=True):
             sub = state.sub_campaign

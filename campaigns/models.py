@@ -46,6 +46,27 @@ class Campaign(models.Model):
     description = models.TextField(_("description"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     created_by_label = models.CharField(max_length=254, blank=True)
+    blacklists = models.ManyToManyField(
+        "Blacklist", verbose_name=_("campaign blacklists"), blank=True, related_name="campaigns"
+    )
+    # Auto-add rules: numbers that keep not answering, or that a gateway or an agent
+    # marks as spam or a wrong number, join the chosen blacklist.
+    auto_blacklist = models.ForeignKey(
+        "Blacklist",
+        verbose_name=_("auto-add to"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    auto_unanswered_after = models.PositiveSmallIntegerField(
+        _("after consecutive unanswered attempts"),
+        default=0,
+        help_text=_("0 turns this rule off."),
+    )
+    auto_on_wrong_number = models.BooleanField(
+        _("when a number is reported as spam or a wrong number"), default=False
+    )
 
     class Meta:
         ordering = ["name"]
@@ -187,3 +208,124 @@ class DialState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_key} ({self.status})"
+
+
+class Blacklist(models.Model):
+    """Numbers and extensions the campaigns using this list must never dial."""
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by_label = models.CharField(_("created by"), max_length=254, blank=True)
+    # Kept by the dialer in the transaction that suppresses, so monitoring is one read.
+    suppressed_count = models.BigIntegerField(_("attempts suppressed"), default=0)
+    last_suppressed_at = models.DateTimeField(_("last suppressed"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("campaign blacklist")
+        verbose_name_plural = _("campaign blacklists")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BlacklistEntry(models.Model):
+    class Kind(models.TextChoices):
+        PHONE = "phone", _("Phone number")
+        EXTENSION = "extension", _("Extension")
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", _("Manual")
+        IMPORT = "import", _("Import")
+        OPT_OUT = "opt_out", _("Opt-out")
+        AUTO_RULE = "auto_rule", _("Auto-add rule")
+
+    blacklist = models.ForeignKey(Blacklist, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(_("type"), max_length=10, choices=Kind.choices)
+    device_key = models.CharField(_("number or extension"), max_length=20)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    created_at = models.DateTimeField(_("added"), auto_now_add=True)
+    created_by_label = models.CharField(_("added by"), max_length=254, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("blacklist entry")
+        verbose_name_plural = _("blacklist entries")
+        constraints = [
+            models.UniqueConstraint(fields=["blacklist", "device_key"], name="one_entry_per_key")
+        ]
+        indexes = [models.Index(fields=["device_key"], name="blacklist_entry_key")]
+
+    def __str__(self) -> str:
+        return self.device_key
+
+
+class BlacklistImport(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    blacklist = models.ForeignKey(Blacklist, on_delete=models.CASCADE, related_name="imports")
+    file_name = models.CharField(_("file"), max_length=255)
+    upload_path = models.CharField(max_length=255)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_read = models.BigIntegerField(default=0)
+    lines_read = models.PositiveIntegerField(_("lines read"), default=0)
+    added = models.PositiveIntegerField(_("added"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates ignored"), default=0)
+    rejected = models.PositiveIntegerField(_("lines rejected"), default=0)
+    # The first rejected lines with their numbers and reasons: [[line, reason, raw], ...]
+    issues = models.JSONField(default=list, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
+    created_by_label = models.CharField(_("uploaded by"), max_length=254, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(99, int(self.bytes_read * 100 / self.bytes_total))
+
+
+class AgentDisposition(models.Model):
+    """What an agent recorded about one attempt, beyond the call's own result."""
+
+    class Code(models.TextChoices):
+        DO_NOT_CALL = "do_not_call", _("Do not call")
+        WRONG_NUMBER = "wrong_number", _("Wrong number")
+        SPAM = "spam", _("Spam")
+        CALLBACK = "callback", _("Call back later")
+        NOT_INTERESTED = "not_interested", _("Not interested")
+
+    attempt_id = models.BigIntegerField()
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dispositions")
+    campaign_id = models.BigIntegerField(null=True)
+    device_key = models.CharField(_("device"), max_length=254)
+    code = models.CharField(_("disposition"), max_length=16, choices=Code.choices)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
+    created_by_label = models.CharField(_("agent"), max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.device_key}: {self.code}"

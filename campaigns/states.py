@@ -46,4 +46,17 @@ def sync_dial_states(
             """,  # noqa: S608 - the WHERE clause is built from fixed fragments
             [now, now, *params],
         )
-        return cursor.rowcount
+        created = cursor.rowcount
+        if created:
+            from campaigns.blacklists import arriving_suppressed
+
+            if sub_campaign_ids is None:
+                cursor.execute(
+                    "SELECT DISTINCT subcampaign_id FROM campaigns_subcampaign_contact_lists l "
+                    f"WHERE {where}",  # noqa: S608 - fixed fragments
+                    params,
+                )
+                sub_campaign_ids = [row[0] for row in cursor.fetchall()]
+            # Contacts whose device a blacklist of the campaign holds arrive suppressed.
+            arriving_suppressed(list(sub_campaign_ids))
+        return created

@@ -28,6 +28,7 @@ SUPPRESS = "suppress"
 DEFER = "defer"
 
 RULE_DEVICE_BLOCK = "device_block"
+RULE_CAMPAIGN_BLACKLIST = "campaign_blacklist"
 RULE_CALLING_WINDOW = "calling_window"
 RULE_HOLIDAY = "holiday"
 RULE_ATTEMPT_CAP = "attempt_cap"
@@ -55,6 +56,7 @@ class Decision:
     rule: str = ""
     detail: str = ""
     retry_at: dt.datetime | None = None
+    ref: int | None = None  # the campaign blacklist that suppressed, for its counters
 
     @property
     def dial(self) -> bool:
@@ -89,9 +91,10 @@ class PolicyGate:
         keys = {r.device_key for r in requests}
         counts = self._recent_attempt_counts(keys)
         settings = self._device_settings(keys)
+        blacklisted = self._blacklist_hits(requests)
         decisions = []
         for request in requests:
-            decision = self._decide_one(request, counts, settings)
+            decision = self._decide_one(request, counts, settings, blacklisted)
             if decision.dial:  # later requests in this batch count this one
                 counts.setdefault(request.device_key, []).append(self.now)
             decisions.append(decision)
@@ -107,12 +110,18 @@ class PolicyGate:
         request: DialRequest,
         counts: dict[str, list[dt.datetime]],
         settings: dict[str, DeviceSetting],
+        blacklisted: dict,
     ) -> Decision:
         # 1. The enterprise's own setting for the device: a Block stops every account.
         setting = settings.get(request.device_key)
         if setting is not None and setting.action == DeviceSetting.Action.BLOCK:
             detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
             return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
+        # 2. Campaign blacklists: an enterprise Allow does not override them.
+        hit = blacklisted.get((request.campaign_id, request.device_key))
+        if hit is not None:
+            detail = f"{hit.blacklist_name}: {hit.reason}".rstrip(": ")
+            return Decision(SUPPRESS, RULE_CAMPAIGN_BLACKLIST, detail[:255], ref=hit.blacklist_id)
         if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
             decision = self._window(request.device_key, request.time_zone)
             if decision is not None:
@@ -175,6 +184,16 @@ class PolicyGate:
             .distinct("device_key")
         )
         return {s.device_key: s for s in latest if s.applies_at(self.now)}
+
+    def _blacklist_hits(self, requests: Sequence[DialRequest]) -> dict:
+        """Entries of the lists the requests' campaigns use, in the current account."""
+        if not requests:
+            return {}
+        from campaigns.blacklists import blacklist_hits  # a tenant app: asked lazily
+
+        return blacklist_hits(
+            {r.campaign_id for r in requests}, {r.device_key for r in requests}, self.now
+        )
 
     def _recent_attempt_counts(self, keys: set[str]) -> dict[str, list[dt.datetime]]:
         """Outbound attempts per device in the cap period, across every account."""
