@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.blacklists import lock_campaigns, record_suppressions
 from campaigns.gateways import (
     DeliveryJob,
     DeliveryResult,
@@ -26,7 +27,6 @@ from campaigns.gateways import (
     get_gateway,
     physical_delivery_count,
 )
-from campaigns.blacklists import lock_campaigns, record_suppressions
 from campaigns.models import DialState, SubCampaign, render_message
 from devices.models import Attempt, Direction, Disposition, RecordingState
 from devices.policy import SUPPRESS, Decision, DialRequest, PolicyGate, lock_devices

@@ -51,11 +51,8 @@ def sync_dial_states(
             from campaigns.blacklists import arriving_suppressed
 
             if sub_campaign_ids is None:
-                cursor.execute(
-                    "SELECT DISTINCT subcampaign_id FROM campaigns_subcampaign_contact_lists l "
-                    f"WHERE {where}",  # noqa: S608 - fixed fragments
-                    params,
-                )
+                sql = f"SELECT DISTINCT subcampaign_id FROM campaigns_subcampaign_contact_lists l WHERE {where}"  # noqa: E501, S608 - fixed fragments
+                cursor.execute(sql, params)
                 sub_campaign_ids = [row[0] for row in cursor.fetchall()]
             # Contacts whose device a blacklist of the campaign holds arrive suppressed.
             arriving_suppressed(list(sub_campaign_ids))
