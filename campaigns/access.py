@@ -6,7 +6,7 @@ from django.http import Http404
 
 from accounts.access import AccountAccess, pk_or_404
 from accounts.models import Role
-from campaigns.models import Campaign, SubCampaign
+from campaigns.models import Blacklist, BlacklistEntry, BlacklistImport, Campaign, SubCampaign
 
 ADMIN_ROLES = (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN)
 ALL_ROLES = (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN, Role.AGENT)
@@ -27,3 +27,24 @@ def get_sub_campaign_for(access: AccountAccess, sub_campaign_id) -> SubCampaign:
     if sub is None:
         raise Http404
     return sub
+
+
+def get_blacklist_for(access: AccountAccess, blacklist_id) -> Blacklist:
+    blacklist = Blacklist.objects.filter(pk=pk_or_404(blacklist_id)).first()
+    if blacklist is None:
+        raise Http404
+    return blacklist
+
+
+def get_entry_for(access: AccountAccess, blacklist: Blacklist, entry_id) -> BlacklistEntry:
+    entry = BlacklistEntry.objects.filter(blacklist=blacklist, pk=pk_or_404(entry_id)).first()
+    if entry is None:
+        raise Http404
+    return entry
+
+
+def get_import_for(access: AccountAccess, blacklist: Blacklist, import_id) -> BlacklistImport:
+    job = BlacklistImport.objects.filter(blacklist=blacklist, pk=pk_or_404(import_id)).first()
+    if job is None:
+        raise Http404
+    return job

@@ -334,7 +334,7 @@ def do_set_blacklist_campaigns(
 
 def add_entries(
     blacklist: Blacklist,
-    entries: Sequence[tuple[str, str]],
+    entries: Sequence[tuple[str, ...]],
     *,
     reason: str,
     source: str,
@@ -348,20 +348,22 @@ def add_entries(
     now = now or timezone.now()
     if not entries:
         return [], 0
-    kinds = [kind for kind, _key in entries]
-    keys = [key for _kind, key in entries]
+    kinds = [entry[0] for entry in entries]
+    keys = [entry[1] for entry in entries]
+    # An entry may carry its own reason (a file's reason column); else the shared one.
+    reasons = [(entry[2] if len(entry) > 2 and entry[2] else reason)[:255] for entry in entries]
     with connection.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO campaigns_blacklistentry
                 (blacklist_id, kind, device_key, reason, source, created_at, created_by_label,
                  expires_at)
-            SELECT %s, kind, key, %s, %s, %s, %s, %s
-            FROM unnest(%s::text[], %s::text[]) AS t(kind, key)
+            SELECT %s, kind, key, reason, %s, %s, %s, %s
+            FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(kind, key, reason)
             ON CONFLICT (blacklist_id, device_key) DO NOTHING
             RETURNING device_key
             """,
-            [blacklist.pk, reason[:255], source, now, added_by[:254], expires_at, kinds, keys],
+            [blacklist.pk, source, now, added_by[:254], expires_at, kinds, keys, reasons],
         )
         added = [row[0] for row in cursor.fetchall()]
     suppressed = suppress_states(
@@ -463,3 +465,178 @@ def arriving_suppressed(sub_campaign_ids: Sequence[int] | None = None) -> int:
 
 def validation_message(exc: DeviceKeyError) -> str:
     return str(exc) or _("Enter a phone number or an extension of 2 to 8 digits.")
+
+
+# --- auto-add rules and agent dispositions -----------------------------------------------
+
+WRONG_NUMBER_RESULTS = {"WRONG_NUMBER", "SPAM"}
+
+
+def apply_auto_rules(outcomes: Sequence[tuple[int, str, str]]) -> int:
+    """(campaign, device, result) of finished attempts in the current account: numbers a
+    campaign's rules catch join its chosen list (own transaction, campaign locks held).
+    Returns how many entries were added."""
+    campaign_ids = {campaign for campaign, _key, _result in outcomes if campaign}
+    campaigns = {
+        c.pk: c
+        for c in Campaign.objects.filter(pk__in=campaign_ids, auto_blacklist__isnull=False)
+        .exclude(auto_unanswered_after=0, auto_on_wrong_number=False)
+        .select_related("auto_blacklist")
+    }
+    if not campaigns:
+        return 0
+    wanted: dict[tuple[int, str], str] = {}
+    unanswered: set[tuple[int, str]] = set()
+    for campaign_id, key, result in outcomes:
+        campaign = campaigns.get(campaign_id)
+        if campaign is None:
+            continue
+        if result in WRONG_NUMBER_RESULTS and campaign.auto_on_wrong_number:
+            label = _("Wrong number") if result == "WRONG_NUMBER" else _("Marked as spam")
+            wanted[(campaign_id, key)] = _("Auto-add rule: %(result)s") % {"result": label}
+        elif result == "NO_ANSWER" and campaign.auto_unanswered_after:
+            unanswered.add((campaign_id, key))
+    for campaign_id, key in _consecutive_unanswered(campaigns, unanswered):
+        count = campaigns[campaign_id].auto_unanswered_after
+        wanted.setdefault(
+            (campaign_id, key),
+            _("Auto-add rule: %(count)s consecutive unanswered attempts") % {"count": count},
+        )
+    added = 0
+    for (campaign_id, key), reason in sorted(wanted.items()):
+        blacklist = campaigns[campaign_id].auto_blacklist
+        added += int(_auto_add(blacklist, key, reason))
+    return added
+
+
+def _consecutive_unanswered(campaigns: dict, pairs: set[tuple[int, str]]) -> list:
+    if not pairs:
+        return []
+    account = connection.tenant
+    depth = max(campaigns[c].auto_unanswered_after for c, _k in pairs)
+    since = timezone.now() - dt.timedelta(days=365)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT campaign_id, device_key, array_agg(disposition ORDER BY attempted_at DESC)
+            FROM (
+                SELECT campaign_id, device_key, disposition, attempted_at,
+                       row_number() OVER (PARTITION BY campaign_id, device_key
+                                          ORDER BY attempted_at DESC, id DESC) AS rn
+                FROM public.devices_attempt
+                WHERE enterprise_id = %s AND device_key = ANY(%s) AND account_id = %s
+                  AND campaign_id = ANY(%s) AND attempted_at > %s
+                  AND direction = 'outbound' AND disposition NOT IN ('SUPPRESSED', 'PENDING')
+            ) recent
+            WHERE rn <= %s
+            GROUP BY campaign_id, device_key
+            """,
+            [account.enterprise_id, sorted({k for _c, k in pairs}), account.pk,
+             sorted({c for c, _k in pairs}), since, depth],
+        )  # fmt: skip
+        found = []
+        for campaign_id, key, results in cursor.fetchall():
+            n = campaigns[campaign_id].auto_unanswered_after
+            caught = len(results) >= n and all(r == "NO_ANSWER" for r in results[:n])
+            if (campaign_id, key) in pairs and caught:
+                found.append((campaign_id, key))
+        return found
+
+
+def _auto_add(blacklist: Blacklist, key: str, reason: str) -> bool:
+    from devices.keys import EXTENSION, kind_of_key
+
+    kind = (
+        BlacklistEntry.Kind.EXTENSION
+        if kind_of_key(key) == EXTENSION
+        else BlacklistEntry.Kind.PHONE
+    )
+    if kind == BlacklistEntry.Kind.PHONE and not key.startswith("+"):
+        return False  # an email address: blacklists hold numbers and extensions only
+    added, _suppressed = do_add_entry(
+        blacklist, kind, key, reason=reason, source=BlacklistEntry.Source.AUTO_RULE
+    )
+    return added
+
+
+@transaction.atomic
+def do_record_agent_disposition(contact, attempt, code: str, note: str = "", *, actor=None,
+                                request=None):  # fmt: skip
+    """An agent's word on an attempt. "Do not call" blocks the device for the whole
+    enterprise (revoked consent is per caller); a wrong number or spam report feeds the
+    campaign's auto-add rule."""
+    from campaigns.models import AgentDisposition
+    from devices.actions import do_save_device_setting
+    from devices.models import DeviceSetting
+
+    disposition = AgentDisposition.objects.create(
+        attempt_id=attempt.pk,
+        contact=contact,
+        campaign_id=attempt.campaign_id,
+        device_key=attempt.device_key,
+        code=code,
+        note=note[:255],
+        created_by_label=getattr(actor, "email", ""),
+    )
+    audit(actor, "agent.disposition", account=_account(), obj=disposition,
+          details={"attempt": attempt.pk, "device": attempt.device_key, "code": code,
+                   "note": note}, request=request)  # fmt: skip
+    if code == AgentDisposition.Code.DO_NOT_CALL:
+        do_save_device_setting(
+            _account().enterprise,
+            attempt.device_key,
+            DeviceSetting.Action.BLOCK,
+            source=DeviceSetting.Source.AGENT_DNC,
+            reason=note or str(AgentDisposition.Code.DO_NOT_CALL.label),
+            actor=actor,
+            request=request,
+        )
+    elif code in (AgentDisposition.Code.WRONG_NUMBER, AgentDisposition.Code.SPAM):
+        result = "WRONG_NUMBER" if code == AgentDisposition.Code.WRONG_NUMBER else "SPAM"
+        transaction.on_commit(lambda: apply_auto_rules([(attempt.campaign_id, attempt.device_key,
+                                                         result)]))  # fmt: skip
+    return disposition
+
+
+def do_upload_blacklist(blacklist: Blacklist, uploaded_file, *, reason: str = "", actor=None,
+                        request=None):  # fmt: skip
+    """Stores an upload and imports it: small files at once, large ones in a worker."""
+    import os
+    import uuid
+
+    from django.core.files.storage import default_storage
+
+    from campaigns.blacklist_import import run_blacklist_import
+    from campaigns.models import BlacklistImport
+    from campaigns.tasks import import_blacklist
+    from contacts.actions import SYNC_IMPORT_MAX_BYTES
+    from contacts.importer import check_upload_size
+    from enterprise_portal.queueing import send_on_commit
+
+    size = uploaded_file.size
+    check_upload_size(size)
+    path = f"uploads/{connection.schema_name}/blacklist-{uuid.uuid4().hex}.txt"
+    stored = default_storage.save(path, uploaded_file)
+    now = size <= SYNC_IMPORT_MAX_BYTES
+    try:
+        with transaction.atomic():
+            job = BlacklistImport.objects.create(
+                blacklist=blacklist,
+                file_name=os.path.basename(uploaded_file.name or "")[:255],
+                upload_path=stored,
+                reason=reason[:255],
+                bytes_total=size,
+                created_by_label=getattr(actor, "email", "")[:254],
+            )
+            audit(actor, "blacklist.import", account=_account(), obj=blacklist,
+                  details={"file": job.file_name, "bytes": size,
+                           "import": "now" if now else "queued"}, request=request)  # fmt: skip
+            if not now:
+                send_on_commit(import_blacklist, args=[job.pk])
+    except BaseException:
+        default_storage.delete(stored)
+        raise
+    if now:
+        run_blacklist_import(job.pk)
+        job.refresh_from_db()
+    return job

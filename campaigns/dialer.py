@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.blacklists import lock_campaigns, record_suppressions
+from campaigns.blacklists import apply_auto_rules, lock_campaigns, record_suppressions
 from campaigns.gateways import (
     DeliveryJob,
     DeliveryResult,
@@ -106,6 +106,9 @@ def _apply_refusal(sub: SubCampaign, state: DialState, decision: Decision, now) 
     state.status = DialState.Status.PENDING
     state.next_attempt_at = decision.retry_at
     return None
+
+
+AUTO_RULE_RESULTS = {"NO_ANSWER", "WRONG_NUMBER", "SPAM"}
 
 
 def _count_blacklist_suppressions(decisions: list[Decision], now: dt.datetime) -> None:
@@ -437,6 +440,13 @@ def _record(outcomes: list[tuple[DialState, Attempt, DeliveryResult]]) -> int:
         )  # fmt: skip
         if replies:
             transaction.on_commit(lambda: [_schedule_reply(r, d) for r, d in replies])
+        ruled = [
+            (s.sub_campaign.campaign_id, s.device_key, s.last_disposition)
+            for s in states
+            if s.last_disposition in AUTO_RULE_RESULTS
+        ]
+        if ruled:  # after the outcome commits, in its own transaction with the list's locks
+            transaction.on_commit(lambda: apply_auto_rules(ruled))
     return len(states)
 
 

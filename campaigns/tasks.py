@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Account
@@ -67,3 +68,26 @@ def receive_inbound_sms(device_key: str, to_address: str, text: str) -> int:
     attempt = record_inbound_sms(device_key=device_key, to_address=to_address, text=text)
     logger.info("Inbound SMS in %s from %s", connection.schema_name, device_key)
     return attempt.pk
+
+
+@shared_task
+def import_blacklist(import_id: int) -> int | None:
+    """Imports an uploaded blacklist file; a repeated delivery of a finished one does nothing."""
+    from campaigns.blacklist_import import run_blacklist_import
+
+    job = run_blacklist_import(import_id)
+    return job.added if job is not None else None
+
+
+@shared_task(ignore_result=True)
+def release_expired_blacklist_entries() -> int:
+    """Beat: entries past their expiry leave their lists and release what they held."""
+    from campaigns.blacklists import release_expired
+    from campaigns.models import BlacklistEntry
+
+    released = 0
+    for account in Account.objects.exclude(schema_name="public").filter(is_active=True):
+        with tenant_context(account):
+            if BlacklistEntry.objects.filter(expires_at__lte=timezone.now()).exists():
+                released += release_expired()
+    return released

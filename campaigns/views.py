@@ -89,6 +89,13 @@ def campaign_detail(request, campaign_id):
     counts = state_counts([s.pk for s in subs])
     for sub in subs:
         sub.counts = counts[sub.pk]
+    from campaigns.blacklist_forms import AutoRuleForm
+    from campaigns.models import Blacklist
+
+    used = set(campaign.blacklists.values_list("pk", flat=True))
+    blacklists = list(Blacklist.objects.order_by("name"))
+    for blacklist in blacklists:
+        blacklist.used = blacklist.pk in used
     return render(
         request,
         "campaigns/campaign_detail.html",
@@ -96,6 +103,8 @@ def campaign_detail(request, campaign_id):
             "campaign": campaign,
             "sub_campaigns": subs,
             "can_manage": request.account_access.is_admin,
+            "blacklists": blacklists,
+            "auto_form": AutoRuleForm(instance=campaign),
             "nav": "campaigns",
         },
     )

@@ -124,8 +124,18 @@ def contact_detail(request, contact_id):
     ).order_by("-attempted_at", "-id")
     page = Paginator(attempts, PAGE_SIZE).get_page(request.GET.get("page"))
     states = contact.dial_states.select_related("sub_campaign__campaign").order_by("id")
+    from campaigns.blacklist_forms import AgentDispositionForm
+
+    dialled = list(attempts.filter(direction="outbound").exclude(disposition="SUPPRESSED")[:20])
     return render(
         request,
         "contacts/contact_detail.html",
-        {"contact": contact, "page": page, "states": states, "nav": "lists"},
+        {
+            "contact": contact,
+            "page": page,
+            "states": states,
+            "disposition_form": AgentDispositionForm(attempts=dialled) if dialled else None,
+            "dispositions": contact.dispositions.all()[:20],
+            "nav": "lists",
+        },
     )

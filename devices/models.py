@@ -27,6 +27,8 @@ class Disposition(models.TextChoices):
     VOICEMAIL = "VOICEMAIL", _("Voicemail")
     FAILED = "FAILED", _("Failed")
     ABANDONED = "ABANDONED", _("Abandoned")
+    WRONG_NUMBER = "WRONG_NUMBER", _("Wrong number")
+    SPAM = "SPAM", _("Marked as spam")
     SENT = "SENT", _("Sent")
     DELIVERED = "DELIVERED", _("Delivered")
     UNDELIVERED = "UNDELIVERED", _("Undelivered")

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from accounts import views as account_views
+from campaigns import blacklist_views
 from campaigns import views as campaign_views
 from contacts import views as contact_views
 
@@ -46,6 +47,48 @@ account_patterns = (
             "lists/<int:list_id>/progress.json", contact_views.list_progress, name="list_progress"
         ),
         path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact_detail"),
+        path(
+            "contacts/<int:contact_id>/disposition/",
+            blacklist_views.contact_disposition,
+            name="contact_disposition",
+        ),
+        path("blacklists/", blacklist_views.blacklist_index, name="blacklists"),
+        path("blacklists/<int:blacklist_id>/", blacklist_views.blacklist_detail, name="blacklist"),
+        path(
+            "blacklists/<int:blacklist_id>/delete/",
+            blacklist_views.blacklist_delete,
+            name="blacklist_delete",
+        ),
+        path(
+            "blacklists/<int:blacklist_id>/entries/<int:entry_id>/remove/",
+            blacklist_views.blacklist_entry_remove,
+            name="blacklist_entry_remove",
+        ),
+        path(
+            "blacklists/<int:blacklist_id>/export.csv",
+            blacklist_views.blacklist_export,
+            name="blacklist_export",
+        ),
+        path(
+            "blacklists/<int:blacklist_id>/history/",
+            blacklist_views.blacklist_history,
+            name="blacklist_history",
+        ),
+        path(
+            "blacklists/<int:blacklist_id>/imports/<int:import_id>/",
+            blacklist_views.blacklist_import_detail,
+            name="blacklist_import",
+        ),
+        path(
+            "blacklists/<int:blacklist_id>/imports/<int:import_id>/progress.json",
+            blacklist_views.blacklist_import_progress,
+            name="blacklist_import_progress",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/blacklists/",
+            blacklist_views.campaign_blacklists,
+            name="campaign_blacklists",
+        ),
         path("recordings/<int:attempt_id>.wav", campaign_views.account_recording, name="recording"),
         path(
             "recordings/<int:attempt_id>/delete/",

@@ -46,7 +46,7 @@
             var el = box.querySelector('[data-field="' + key + '"]');
             if (el) el.textContent = data[key];
           });
-          if (data.status === "ready" || data.status === "failed") {
+          if (data.status === "ready" || data.status === "done" || data.status === "failed") {
             if (box.hasAttribute("data-reload-when-done")) window.location.reload();
             return;
           }

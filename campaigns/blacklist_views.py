@@ -1,0 +1,428 @@
+"""Dialer › Campaign Blacklists: lists, entries, imports, monitoring (account pages)."""
+
+from __future__ import annotations
+
+import csv
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.access import account_view
+from accounts.models import AuditEvent
+from accounts.urls_helpers import account_url
+from campaigns.access import (
+    ADMIN_ROLES,
+    ALL_ROLES,
+    get_blacklist_for,
+    get_campaign_for,
+    get_entry_for,
+    get_import_for,
+)
+from campaigns.blacklist_forms import (
+    AgentDispositionForm,
+    AutoRuleForm,
+    BlacklistCampaignsForm,
+    BlacklistForm,
+    BlacklistUploadForm,
+    EntryForm,
+)
+from campaigns.blacklists import (
+    display_key,
+    do_add_entry,
+    do_create_blacklist,
+    do_delete_blacklist,
+    do_record_agent_disposition,
+    do_remove_entry,
+    do_set_blacklist_campaigns,
+    do_update_blacklist,
+)
+from campaigns.models import Blacklist, BlacklistEntry, Campaign
+from devices.keys import DeviceKeyError
+from devices.trace_csv import safe_cell
+
+ENTRIES_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 50
+
+
+def _here(viewname: str, *args) -> str:
+    return account_url(connection.tenant, viewname, *args)
+
+
+def _region_and_zone() -> tuple[str, str]:
+    enterprise = connection.tenant.enterprise
+    return enterprise.default_region, enterprise.time_zone
+
+
+@account_view(roles=ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def blacklist_index(request):
+    """Dialer › Campaign Blacklists: every list with its size, use and effect."""
+    can_manage = request.account_access.is_admin
+    form = BlacklistForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                blacklist = do_create_blacklist(
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    actor=request.user,
+                    request=request,
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(
+                    request, _("Blacklist created. Add numbers and attach it to campaigns.")
+                )
+                return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
+    blacklists = Blacklist.objects.annotate(
+        entry_count=Count("entries", distinct=True),
+        campaign_count=Count("campaigns", distinct=True),
+    ).order_by("name")
+    return render(
+        request,
+        "campaigns/blacklist_list.html",
+        {"blacklists": blacklists, "form": form, "can_manage": can_manage, "nav": "blacklists"},
+    )
+
+
+def _entries(blacklist: Blacklist, query: str, region: str):
+    entries = BlacklistEntry.objects.filter(blacklist=blacklist)
+    query = query.strip()
+    if query:
+        from campaigns.blacklists import parse_entry
+
+        try:  # a whole number, in any format, finds its entry exactly
+            entries = entries.filter(device_key=parse_entry(query, region)[1])
+        except DeviceKeyError:
+            digits = "".join(ch for ch in query if ch.isdigit())
+            entries = entries.filter(device_key__contains=digits) if digits else entries.none()
+    return entries.order_by("-created_at", "-id")
+
+
+@account_view(roles=ALL_ROLES)
+@require_http_methods(["GET", "POST"])
+def blacklist_detail(request, blacklist_id):
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    can_manage = request.account_access.is_admin
+    region, zone = _region_and_zone()
+    action = request.POST.get("action") if request.method == "POST" else None
+    if action and not can_manage:
+        raise PermissionDenied
+    entry_form = EntryForm(request.POST if action == "add" else None, region=region, time_zone=zone)
+    edit_form = BlacklistForm(request.POST if action == "edit" else None, instance=blacklist)
+    campaigns_form = BlacklistCampaignsForm(
+        request.POST if action == "campaigns" else None,
+        initial={"campaigns": list(blacklist.campaigns.all())},
+    )
+    upload_form = BlacklistUploadForm(
+        request.POST if action == "upload" else None,
+        request.FILES if action == "upload" else None,
+    )
+    if action == "add" and entry_form.is_valid():
+        kind, key = entry_form.cleaned_data["value"]
+        added, suppressed = do_add_entry(
+            blacklist, kind, key, reason=entry_form.cleaned_data["reason"],
+            expires_at=entry_form.cleaned_data["expires"], actor=request.user, request=request,
+        )  # fmt: skip
+        if added:
+            messages.success(
+                request,
+                _("%(key)s added. %(count)s pending contact(s) removed from campaigns at once.")
+                % {"key": display_key(key), "count": suppressed},
+            )
+        else:
+            messages.info(
+                request, _("%(key)s is already on this list.") % {"key": display_key(key)}
+            )
+        return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
+    if action == "edit" and edit_form.is_valid():
+        do_update_blacklist(
+            Blacklist.objects.get(pk=blacklist.pk),
+            name=edit_form.cleaned_data["name"],
+            description=edit_form.cleaned_data["description"],
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, _("Blacklist saved."))
+        return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
+    if action == "campaigns" and campaigns_form.is_valid():
+        suppressed, released = do_set_blacklist_campaigns(
+            blacklist, campaigns_form.cleaned_data["campaigns"], actor=request.user,
+            request=request,
+        )  # fmt: skip
+        messages.success(
+            request,
+            _("Campaigns saved: %(suppressed)s pending contact(s) removed, %(released)s released.")
+            % {"suppressed": suppressed, "released": released},
+        )
+        return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
+    if action == "upload" and upload_form.is_valid():
+        from campaigns.blacklists import do_upload_blacklist
+
+        try:
+            job = do_upload_blacklist(
+                blacklist, upload_form.cleaned_data["file"],
+                reason=upload_form.cleaned_data["reason"], actor=request.user, request=request,
+            )  # fmt: skip
+        except ValidationError as exc:
+            upload_form.add_error("file", exc)
+        else:
+            if job.status == job.Status.DONE:
+                messages.success(
+                    request,
+                    _("Imported: %(added)s added, %(duplicates)s duplicates ignored, "
+                      "%(rejected)s lines rejected.")
+                    % {"added": job.added, "duplicates": job.duplicates, "rejected": job.rejected},
+                )  # fmt: skip
+            else:
+                messages.info(request, _("Import started: progress is shown below."))
+            return HttpResponseRedirect(_here("account:blacklist", blacklist.pk) + "#imports")
+    query = request.GET.get("q", "")
+    entries = _entries(blacklist, query, region)
+    page = Paginator(entries, ENTRIES_PAGE_SIZE).get_page(request.GET.get("page"))
+    for entry in page.object_list:
+        entry.display = display_key(entry.device_key)
+    imports = list(blacklist.imports.all()[:5])
+    return render(
+        request,
+        "campaigns/blacklist_detail.html",
+        {
+            "blacklist": blacklist,
+            "page": page,
+            "q": query,
+            "query": urlencode({"q": query}) if query else "",
+            "entry_count": BlacklistEntry.objects.filter(blacklist=blacklist).count(),
+            "used_by": blacklist.campaigns.order_by("name"),
+            "imports": imports,
+            "entry_form": entry_form,
+            "edit_form": edit_form,
+            "campaigns_form": campaigns_form,
+            "upload_form": upload_form,
+            "can_manage": can_manage,
+            "has_campaigns": Campaign.objects.exists(),
+            "open_panel": action or "",
+            "nav": "blacklists",
+        },
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_http_methods(["GET", "POST"])
+def blacklist_entry_remove(request, blacklist_id, entry_id):
+    """Confirm, then remove one entry; the contacts only it held go back to pending."""
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    entry = get_entry_for(request.account_access, blacklist, entry_id)
+    if request.method == "POST":
+        released = do_remove_entry(entry, actor=request.user, request=request)
+        messages.success(
+            request,
+            _("%(key)s removed; %(count)s contact(s) released to their campaigns.")
+            % {"key": display_key(entry.device_key), "count": released},
+        )
+        return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
+    return render(
+        request,
+        "campaigns/blacklist_confirm.html",
+        {
+            "blacklist": blacklist,
+            "title": _("Remove %(key)s from %(list)s?")
+            % {"key": display_key(entry.device_key), "list": blacklist.name},
+            "body": _(
+                "Contacts that only this entry held are released: campaigns using the "
+                "list may dial them again."
+            ),  # fmt: skip
+            "confirm": _("Remove"),
+            "nav": "blacklists",
+        },
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_http_methods(["GET", "POST"])
+def blacklist_delete(request, blacklist_id):
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    if request.method == "POST":
+        name = blacklist.name
+        do_delete_blacklist(blacklist, actor=request.user, request=request)
+        messages.success(request, _("Blacklist %(name)s deleted.") % {"name": name})
+        return HttpResponseRedirect(_here("account:blacklists"))
+    count = BlacklistEntry.objects.filter(blacklist=blacklist).count()
+    return render(
+        request,
+        "campaigns/blacklist_confirm.html",
+        {
+            "blacklist": blacklist,
+            "title": _("Delete the blacklist %(name)s?") % {"name": blacklist.name},
+            "body": _("Its %(count)s entries go with it, and campaigns using it may dial "
+                      "those numbers again. This cannot be undone.") % {"count": count},
+            "confirm": _("Delete"),
+            "nav": "blacklists",
+        },
+    )  # fmt: skip
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def blacklist_export(request, blacklist_id):
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    writer = csv.writer(_Echo())
+    zone = timezone.get_current_timezone()
+
+    def rows():
+        yield writer.writerow(
+            [_("Number or extension"), _("Type"), _("Reason"), _("Source"), _("Added by"),
+             _("Added"), _("Expires")]
+        )  # fmt: skip
+        entries = BlacklistEntry.objects.filter(blacklist=blacklist).order_by("id")
+        for entry in entries.iterator(chunk_size=5000):
+            yield writer.writerow(
+                [
+                    entry.device_key, entry.get_kind_display(), safe_cell(entry.reason),
+                    entry.get_source_display(), safe_cell(entry.created_by_label),
+                    entry.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                    entry.expires_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                    if entry.expires_at else "",
+                ]
+            )  # fmt: skip
+
+    audit_export(request, blacklist)
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in blacklist.name)[:60]
+    response["Content-Disposition"] = f'attachment; filename="blacklist-{slug}.csv"'
+    return response
+
+
+def audit_export(request, blacklist: Blacklist) -> None:
+    from accounts.actions import audit
+
+    audit(request.user, "blacklist.export", account=connection.tenant, obj=blacklist,
+          request=request)  # fmt: skip
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def blacklist_import_progress(request, blacklist_id, import_id):
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    job = get_import_for(request.account_access, blacklist, import_id)
+    return JsonResponse(
+        {
+            "status": job.status,
+            "status_label": job.get_status_display(),
+            "percent": job.progress_percent,
+            "lines_read": job.lines_read,
+            "added": job.added,
+            "duplicates": job.duplicates,
+            "rejected": job.rejected,
+            "error": job.error,
+        }
+    )
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def blacklist_import_detail(request, blacklist_id, import_id):
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    job = get_import_for(request.account_access, blacklist, import_id)
+    return render(
+        request,
+        "campaigns/blacklist_import.html",
+        {"blacklist": blacklist, "job": job, "nav": "blacklists"},
+    )
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def blacklist_history(request, blacklist_id):
+    """Who changed the list, when, and what: the audit rows about it."""
+    blacklist = get_blacklist_for(request.account_access, blacklist_id)
+    events = AuditEvent.objects.filter(
+        account=connection.tenant, object_type="blacklist", object_id=str(blacklist.pk)
+    ).order_by("-occurred_at", "-id")
+    page = Paginator(events, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "campaigns/blacklist_history.html",
+        {"blacklist": blacklist, "page": page, "query": "", "nav": "blacklists"},
+    )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_POST
+def campaign_blacklists(request, campaign_id):
+    """The lists a campaign uses and its auto-add rule, from the campaign page."""
+    campaign = get_campaign_for(request.account_access, campaign_id)
+    form = AutoRuleForm(request.POST, instance=campaign)
+    wanted = set(
+        Blacklist.objects.filter(pk__in=request.POST.getlist("blacklists")).values_list(
+            "pk", flat=True
+        )
+    )
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
+    from accounts.actions import audit
+
+    suppressed = released = 0
+    for blacklist in Blacklist.objects.all():
+        using = set(blacklist.campaigns.values_list("pk", flat=True))
+        target = using | {campaign.pk} if blacklist.pk in wanted else using - {campaign.pk}
+        if target != using:
+            s, r = do_set_blacklist_campaigns(
+                blacklist, Campaign.objects.filter(pk__in=target), actor=request.user,
+                request=request,
+            )  # fmt: skip
+            suppressed, released = suppressed + s, released + r
+    form.save()
+    audit(request.user, "campaign.auto_blacklist", account=connection.tenant, obj=campaign,
+          details={k: str(v) for k, v in form.cleaned_data.items()}, request=request)  # fmt: skip
+    messages.success(
+        request,
+        _("Blacklists saved: %(suppressed)s pending contact(s) removed, %(released)s released.")
+        % {"suppressed": suppressed, "released": released},
+    )
+    return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
+
+
+@account_view(roles=ALL_ROLES)
+@require_POST
+def contact_disposition(request, contact_id):
+    """An agent records a disposition on one of the contact's attempts."""
+    from contacts.views import get_contact_for
+    from devices.models import Attempt
+
+    contact = get_contact_for(request.account_access, contact_id)
+    attempts = list(
+        Attempt.objects.filter(
+            account_id=connection.tenant.pk, contact_id=contact.pk, direction="outbound"
+        )
+        .exclude(disposition="SUPPRESSED")
+        .order_by("-attempted_at")[:20]
+    )
+    form = AgentDispositionForm(request.POST, attempts=attempts)
+    if form.is_valid():
+        do_record_agent_disposition(
+            contact, form.cleaned_data["attempt"], form.cleaned_data["code"],
+            form.cleaned_data["note"], actor=request.user, request=request,
+        )  # fmt: skip
+        messages.success(request, _("Disposition recorded."))
+    else:
+        messages.error(request, _("Choose one of the contact's attempts and a disposition."))
+    return HttpResponseRedirect(_here("account:contact_detail", contact.pk))
