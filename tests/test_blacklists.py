@@ -271,15 +271,15 @@ def _upload(personas, blacklist, content: bytes, name="numbers.csv"):
 
 def test_import_reports_bad_lines_keeps_good_ones_and_ignores_duplicates(personas):
     content = (
-        "number,reason\n"
-        "713 555 4101,asked\n"
-        "not a number,x\n"
-        "(713) 555-4101,again\n"  # the same number: a duplicate
-        "4321,\n"
-        "\n"
-        "713 555,short\n"
-        "+55 11 91234-5678,\n"
-    ).encode()
+        b"number,reason\n"
+        b"713 555 4101,asked\n"
+        b"not a number,x\n"
+        b"(713) 555-4101,again\n"  # the same number: a duplicate
+        b"4321,\n"
+        b"\n"
+        b"713 555,short\n"
+        b"+55 11 91234-5678,\n"
+    )
     with tenant_context(personas.acct_a1):
         blacklist = do_create_blacklist(name="Imported")
         BlacklistEntry.objects.create(blacklist=blacklist, kind=PHONE, device_key="+5511912345678",
@@ -346,8 +346,8 @@ def test_a_file_over_the_line_limit_keeps_the_first_lines(personas, settings):
         old = blacklist_import.MAX_LINES
         blacklist_import.MAX_LINES = 3
         try:
-            reader = blacklist_import._Reader(io.BytesIO(b"7135554101\n7135554102\n"
-                                                         b"7135554103\n7135554104\n"), "US")  # fmt: skip
+            data = b"7135554101\n7135554102\n7135554103\n7135554104\n"
+            reader = blacklist_import._Reader(io.BytesIO(data), "US")
             blacklist_import._import(job, reader)
         finally:
             blacklist_import.MAX_LINES = old
