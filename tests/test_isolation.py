@@ -3,6 +3,8 @@
 import pytest
 from django_tenants.utils import tenant_context
 
+from campaigns.blacklists import do_add_entry, do_create_blacklist
+from campaigns.models import BlacklistImport
 from tests import factories
 from tests.helpers import client_for
 
@@ -68,6 +70,45 @@ MATRIX = {
     "/a/acme-one/lists/{list}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/lists/{list}/progress.json": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/contacts/{contact}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/contacts/{contact}/disposition/": [LOGIN, 404, 405, 405, 405, 404, 404],
+    "/a/acme-one/blacklists/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-two/blacklists/": [LOGIN, 404, 404, 404, 200, 404, 404],
+    "/a/bor-one/blacklists/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/a/acme-one/blacklists/{blacklist}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/blacklists/{blacklist}/export.csv": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/blacklists/{blacklist}/history/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/blacklists/{blacklist}/imports/{import}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/blacklists/{blacklist}/imports/{import}/progress.json": [
+        LOGIN,
+        404,
+        200,
+        200,
+        200,
+        404,
+        404,
+    ],  # fmt: skip
+    "/a/acme-one/blacklists/{blacklist}/entries/{entry}/remove/": [
+        LOGIN,
+        404,
+        403,
+        200,
+        200,
+        404,
+        404,
+    ],  # fmt: skip
+    "/a/acme-one/blacklists/{blacklist}/delete/": [LOGIN, 404, 403, 200, 200, 404, 404],
+    "/a/acme-one/blacklists/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/blacklists/{blacklist}/entries/999999/remove/": [
+        LOGIN,
+        404,
+        403,
+        404,
+        404,
+        404,
+        404,
+    ],  # fmt: skip
+    "/a/acme-two/blacklists/{blacklist}/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/campaigns/{campaign}/blacklists/": [LOGIN, 404, 403, 405, 405, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
@@ -85,7 +126,15 @@ def test_page_access(personas, page, persona, expected):
         listing = factories.contact_list([{"client_id": "X1", "phones": ["+17135554101"]}])
         sub = factories.sub_campaign(listing, activate=False)
         contact = listing.contacts.get()
+        blacklist = do_create_blacklist(name="Isolation list")
+        do_add_entry(blacklist, "phone", "+17135554199")
+        job = BlacklistImport.objects.create(blacklist=blacklist, file_name="f.txt",
+                                             upload_path="none", status="done")  # fmt: skip
+        entry = blacklist.entries.get()
     ids = {
+        "blacklist": blacklist.pk,
+        "entry": entry.pk,
+        "import": job.pk,
         "ent_a": personas.ent_a.pk,
         "ent_b": personas.ent_b.pk,
         "acct_a1": personas.acct_a1.pk,
