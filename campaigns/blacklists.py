@@ -166,7 +166,7 @@ WITH hit AS (
         last_reason = %(reason)s, updated_at = %(now)s
     FROM campaigns_subcampaign s
     WHERE d.sub_campaign_id = s.id AND s.campaign_id = ANY(%(campaigns)s)
-      AND d.device_key IN ({keys})
+      AND {keys}
       AND d.status IN ('pending', 'dialing') AND d.current_attempt_id IS NULL
     RETURNING d.id, d.sub_campaign_id, d.contact_id, d.device_key, d.attempts
 )
@@ -189,7 +189,7 @@ UPDATE campaigns_dialstate d SET
     status = 'pending', next_attempt_at = %(now)s, last_reason = %(reason)s, updated_at = %(now)s
 FROM campaigns_subcampaign s
 WHERE d.sub_campaign_id = s.id AND s.campaign_id = ANY(%(campaigns)s)
-  AND d.device_key IN ({keys})
+  AND {keys}
   AND d.status = 'suppressed' AND d.last_reason LIKE %(prefix)s
   AND NOT EXISTS (
       SELECT 1 FROM campaigns_campaign_blacklists cb
@@ -198,11 +198,13 @@ WHERE d.sub_campaign_id = s.id AND s.campaign_id = ANY(%(campaigns)s)
         AND (e.expires_at IS NULL OR e.expires_at > %(now)s))
 """
 
+# Which devices: a list's applying entries, or given keys (an array: index probes,
+# where an IN over unnest() is planned as a nested loop over every state).
 ENTRY_KEYS = (
-    "SELECT device_key FROM campaigns_blacklistentry "
-    "WHERE blacklist_id = %(blacklist)s AND (expires_at IS NULL OR expires_at > %(now)s)"
+    "d.device_key IN (SELECT device_key FROM campaigns_blacklistentry "
+    "WHERE blacklist_id = %(blacklist)s AND (expires_at IS NULL OR expires_at > %(now)s))"
 )
-GIVEN_KEYS = "SELECT unnest(%(keys)s::text[])"
+GIVEN_KEYS = "d.device_key = ANY(%(keys)s::text[])"
 
 
 def suppress_states(
