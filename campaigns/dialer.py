@@ -253,7 +253,7 @@ def _release(state: DialState, reason: str) -> None:
 
 
 def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
-    """Phase 1, one transaction for the chunk: lock the claimed states and their devices,
+    """Phase 1, one transaction for the chunk: lock the claimed devices and their states,
     re-ask the gate, write the authorised attempts to the ledger. Returns what may be
     delivered now.
 
@@ -263,6 +263,12 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
     """
     tokens = dict(items)
     with transaction.atomic():
+        # Devices first, then the states: the order a block takes them in (its device,
+        # then the states it cancels). The other way round the two deadlock, and when
+        # PostgreSQL aborts the block, the block is lost. A state's device never changes.
+        lock_devices(
+            list(DialState.objects.filter(pk__in=list(tokens)).values_list("device_key", flat=True))
+        )
         states = list(
             DialState.objects.select_for_update(of=("self",))
             .select_related("contact", "sub_campaign__campaign")
@@ -271,7 +277,6 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         )
         # A state whose claim token differs was finished or claimed again since.
         states = [s for s in states if str(s.claim_token) == tokens[s.pk]]
-        lock_devices([s.device_key for s in states])
         # Stamped once the devices are locked: an attempt's attempted_at and a block's
         # created_at are then in lock order, so the ledger alone shows which came first.
         now = timezone.now()
