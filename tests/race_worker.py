@@ -104,19 +104,39 @@ def _settled(accounts, dial_state_model) -> bool:
 
 
 def block(spec: dict) -> dict:
-    """Saves a Block on each device of its list, in its (random) order, at a jittered pace."""
+    """Saves spec["count"] Blocks at a jittered pace: some on a device a dialler holds
+    claimed right now (the tightest race), the rest from its own random list."""
     from django.db import DatabaseError
+    from django_tenants.utils import tenant_context
 
-    from accounts.models import Enterprise
+    from accounts.models import Account, Enterprise
+    from campaigns.models import DialState
     from devices.actions import do_save_device_setting
     from devices.models import DeviceSetting
 
     enterprise = Enterprise.objects.get(pk=spec["enterprise_id"])
+    accounts = list(Account.objects.filter(enterprise=enterprise))
     rng = random.Random(spec["seed"])
+    listed = iter(spec["devices"])
+    done: set[str] = set()
     figures: Counter = Counter()
     errors: list[str] = []
     started = time.monotonic()
-    for key in spec["devices"]:
+    while figures["blocks"] + figures["block_errors"] < spec["count"]:
+        key = None
+        if rng.random() < spec["hot_share"]:
+            with tenant_context(rng.choice(accounts)):
+                claimed = set(
+                    DialState.objects.filter(status=DialState.Status.DIALING).values_list(
+                        "device_key", flat=True
+                    )[:100]
+                )
+            claimed -= done
+            if claimed:
+                key = rng.choice(sorted(claimed))
+                figures["hot"] += 1
+        key = key or next(k for k in listed if k not in done)
+        done.add(key)
         try:
             do_save_device_setting(
                 enterprise, key, DeviceSetting.Action.BLOCK, reason=f"race {spec['name']}"

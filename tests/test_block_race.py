@@ -16,9 +16,12 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 
+import psycopg
 import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
@@ -35,6 +38,7 @@ SUBS_PER_ACCOUNT = 2
 DIALLERS = 3
 BLOCKERS = 2
 BLOCKS_PER_BLOCKER = 150
+HOT_SHARE = 0.5  # share of blocks aimed at a device a dialler has claimed at that moment
 BLOCK_INTERVAL = 0.06  # mean seconds between one blocker's saves (jittered 0..2x)
 DIAL_SECONDS = 75  # a hard stop; the diallers stop earlier once every device is settled
 RETRY_AT_ONCE = {r: 0 for r in ("NO_ANSWER", "BUSY", "VOICEMAIL", "FAILED", "ABANDONED")}
@@ -128,6 +132,17 @@ def race_figures(enterprise_id: int) -> dict:
         """,  # noqa: S608
         [enterprise_id, enterprise_id],
     )
+    # Blocks saved while a dial of their device was under way (authorised, not finished).
+    (mid_dial,) = _one(
+        f"""
+        SELECT count(DISTINCT s.id) FROM public.devices_devicesetting s
+        JOIN public.devices_attempt a ON a.enterprise_id = s.enterprise_id
+         AND a.device_key = s.device_key AND {AUTHORISED}
+         AND a.attempted_at < s.created_at AND a.completed_at > s.created_at
+        WHERE s.enterprise_id = %s AND s.action = 'block'
+        """,  # noqa: S608
+        e,
+    )
     return {
         "authorised": authorised,
         "still_pending": pending,
@@ -137,6 +152,7 @@ def race_figures(enterprise_id: int) -> dict:
         "suppressed_device_block": suppressed,
         "suppressed_by_cancellation": cancelled,
         "suppressed_by_gate": suppressed - cancelled,
+        "blocks_saved_mid_dial": mid_dial,
         "dials_within_200ms_before_block": close,
         "closest_dial_before_block_ms": float(closest_ms) if closest_ms is not None else None,
     }
@@ -197,9 +213,40 @@ def race_enterprise(committed):
     DeviceSetting.objects.filter(enterprise=enterprise).delete()
 
 
+class LockWaitSampler(threading.Thread):
+    """Samples who is waiting for a device's advisory lock, by role: evidence that the
+    lock, not luck, put dials and blocks in order (a short wait can fall between samples).
+    """
+
+    def __init__(self):
+        super().__init__(name="lock-wait-sampler", daemon=True)
+        self.waits: Counter = Counter()
+        self.samples = 0
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(_test_database_url(), autocommit=True) as conn:
+            while not self.finished.is_set():
+                rows = conn.execute(
+                    "SELECT application_name FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND wait_event = 'advisory' AND application_name LIKE 'race-%'"
+                ).fetchall()
+                for (name,) in rows:
+                    self.waits[name.split("-")[1]] += 1  # race-blocker-0: "blocker"
+                self.samples += 1
+                time.sleep(0.005)
+
+    def stop(self) -> dict:
+        self.finished.set()
+        self.join(10)
+        return {"samples": self.samples, **{f"{k}_waiting": v for k, v in self.waits.items()}}
+
+
 def _start(spec: dict, queue: str) -> subprocess.Popen:
     env = {
         **os.environ,
+        "PGAPPNAME": f"race-{spec['name']}",  # libpq: names the process's connections
         "DATABASE_URL": _test_database_url(),
         # Dispatch also sends the chunks to Celery; nobody consumes this queue (the
         # diallers perform what they claimed themselves) and it is purged afterwards.
@@ -217,7 +264,7 @@ def _start(spec: dict, queue: str) -> subprocess.Popen:
     return proc
 
 
-def _run_all(specs: list[dict]) -> list[dict]:
+def _run_all(specs: list[dict], sampler: LockWaitSampler) -> list[dict]:
     """Starts every process, releases them together once all are ready, collects figures."""
     queue = f"race-{uuid.uuid4().hex[:8]}"
     procs = [_start(spec, queue) for spec in specs]
@@ -225,6 +272,7 @@ def _run_all(specs: list[dict]) -> list[dict]:
         for proc, spec in zip(procs, specs, strict=True):
             line = proc.stdout.readline().strip()
             assert line == "ready", f"{spec['name']} did not start; see its log in {ARTIFACTS}"
+        sampler.start()
         for proc in procs:  # the barrier: everyone starts at once
             proc.stdin.write("go\n")
             proc.stdin.flush()
@@ -268,22 +316,27 @@ def test_no_dial_is_authorised_after_its_block_commits(race_enterprise):
          "seconds": DIAL_SECONDS}
         for n in range(DIALLERS)
     ] + [
-        # Each blocker its own random devices in random order; some overlap, so a device
-        # is sometimes blocked twice and the check must use the first block.
+        # Each blocker: part of its blocks on devices claimed at that moment, the rest in
+        # its own random order. The two overlap, so a device is sometimes blocked twice
+        # and the check must hold for the first block.
         {"role": "block", "name": f"blocker-{n}", "enterprise_id": enterprise.pk,
-         "devices": rng.sample(devices, BLOCKS_PER_BLOCKER), "seed": seed + 100 + n,
-         "interval": BLOCK_INTERVAL}
+         "devices": rng.sample(devices, len(devices)), "count": BLOCKS_PER_BLOCKER,
+         "hot_share": HOT_SHARE, "seed": seed + 100 + n, "interval": BLOCK_INTERVAL}
         for n in range(BLOCKERS)
     ]  # fmt: skip
     started = time.monotonic()
-    results = _run_all(specs)
+    sampler = LockWaitSampler()
+    try:
+        results = _run_all(specs, sampler)
+    finally:
+        lock_waits = sampler.stop()
     elapsed = round(time.monotonic() - started, 1)
 
     late = authorised_after_first_block(enterprise.pk)
     late_per_block = blocks_followed_by_a_dial(enterprise.pk)
     figures = {"seed": seed, "seconds": elapsed, **race_figures(enterprise.pk),
-               "violations": len(late), "blocks_followed_by_a_dial": len(late_per_block),
-               "processes": results}  # fmt: skip
+               "lock_wait_samples": lock_waits, "violations": len(late),
+               "blocks_followed_by_a_dial": len(late_per_block), "processes": results}  # fmt: skip
     (ARTIFACTS / "block-race.json").write_text(json.dumps(figures, indent=2, default=str))
     print(json.dumps({k: v for k, v in figures.items() if k != "processes"}))
 
@@ -300,4 +353,5 @@ def test_no_dial_is_authorised_after_its_block_commits(race_enterprise):
     assert figures["blocks"] == BLOCKERS * BLOCKS_PER_BLOCKER, figures
     assert figures["blocks_while_dialling"] >= 200, figures
     assert figures["suppressed_device_block"] > 0, figures
+    assert figures["blocks_saved_mid_dial"] > 0, figures
     assert figures["dials_within_200ms_before_block"] > 0, figures
