@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import sys
 import time
 from collections import Counter
@@ -29,8 +30,8 @@ def _error(figures: Counter, errors: list[str], kind: str, exc: Exception) -> No
 
 def dial(spec: dict) -> dict:
     """Loops over the sub-campaigns of both accounts: dispatch (claims due devices), then
-    perform the claimed attempts in chunks, as the Celery tasks do, until every dial state
-    is settled or the time is up."""
+    perform the claimed attempts in chunks, as the Celery tasks do, until told to stop
+    ("stop" on stdin), every dial state is settled, or the time is up."""
     from django.conf import settings
     from django.db import DatabaseError
     from django.utils import timezone
@@ -47,7 +48,7 @@ def dial(spec: dict) -> dict:
     figures: Counter = Counter()
     errors: list[str] = []
     deadline = time.monotonic() + spec["seconds"]
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not _stop_requested():
         rng.shuffle(work)
         claimed_any = False
         for account, sub_id in work:
@@ -91,6 +92,11 @@ def dial(spec: dict) -> dict:
     figures["seconds"] = round(spec["seconds"] - (deadline - time.monotonic()), 2)
     figures["settled"] = int(_settled(accounts.values(), DialState))
     return {**figures, "errors": errors}
+
+
+def _stop_requested() -> bool:
+    """A line (or the end) on stdin, without waiting for it."""
+    return bool(select.select([sys.stdin], [], [], 0)[0])
 
 
 def _settled(accounts, dial_state_model) -> bool:
