@@ -269,7 +269,7 @@ def _release(state: DialState, reason: str) -> None:
 
 
 def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
-    """Phase 1, one transaction for the chunk: lock the claimed states and their devices,
+    """Phase 1, one transaction for the chunk: lock the claimed devices and their states,
     re-ask the gate, write the authorised attempts to the ledger. Returns what may be
     delivered now.
 
@@ -279,8 +279,9 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
     """
     tokens = dict(items)
     with transaction.atomic():
-        # Locks in one order everywhere (campaigns, devices, then state rows), so a
-        # blacklist change or a block waiting on a row never waits on us in a cycle.
+        # Locks in one order everywhere (campaigns, devices, then state rows): a block
+        # takes its device, then the states it cancels; the other way round the two
+        # deadlock, and when PostgreSQL aborts the block, the block is lost.
         # Campaign locks are shared: blacklist changes take them exclusively, so they
         # commit before this decision or wait for it; device locks do the same for blocks.
         targets = DialState.objects.filter(pk__in=list(tokens)).values_list(
