@@ -124,6 +124,21 @@ def load_demo_campaigns(account: Account, *, size: int = 400) -> bool:
             ),
             lists=[listing],
         )  # fmt: skip
+        # A campaign blacklist in use: two of the list's people asked not to be called.
+        from campaigns.blacklists import do_add_entry, do_create_blacklist
+        from campaigns.blacklists import do_set_blacklist_campaigns as attach
+
+        blacklist = do_create_blacklist(
+            name="Do not call (demo)", description="People who asked this account not to call."
+        )
+        campaign.auto_blacklist = blacklist
+        campaign.auto_unanswered_after = 6
+        campaign.save(update_fields=["auto_blacklist", "auto_unanswered_after"])
+        attach(blacklist, [campaign])
+        for contact in listing.contacts.order_by("id")[:2]:
+            if contact.phones:
+                do_add_entry(blacklist, "phone", contact.phones[0], reason="Asked by phone")
+        do_add_entry(blacklist, "extension", "4021", reason="Internal test extension")
         do_activate_sub_campaign(voice)
         do_activate_sub_campaign(sms)
     return True

@@ -353,3 +353,14 @@ def test_a_file_over_the_line_limit_keeps_the_first_lines(personas, settings):
             blacklist_import.MAX_LINES = old
         assert job.added == 3 and "more than 3 lines" in job.error
         assert run_blacklist_import(999999) is None
+
+
+def test_the_demo_campaign_uses_a_blacklist(personas):
+    from campaigns.demo import load_demo_campaigns
+
+    assert load_demo_campaigns(personas.acct_a2, size=30)
+    with tenant_context(personas.acct_a2):
+        blacklist = Blacklist.objects.get(name="Do not call (demo)")
+        assert blacklist.entries.count() == 3
+        suppressed = DialState.objects.filter(status="suppressed").count()
+        assert suppressed >= 2  # their voice and SMS states left the pending contacts
