@@ -60,7 +60,13 @@ def parse_entry(value: str, region: str) -> tuple[str, str]:
     checked structurally, which keeps bulk imports fast; every other shape goes through
     phonenumbers, which also gives the clear message. Raises DeviceKeyError."""
     text = (value or "").strip()
-    if _EXTENSION.match(text):
+    if text.isascii() and text.isdigit():  # the usual shape of a file's line: fastest path
+        if len(text) <= 8:
+            return BlacklistEntry.Kind.EXTENSION, normalize_extension(text)
+        key = _fast_e164(text, False, region)
+        if key:
+            return BlacklistEntry.Kind.PHONE, key
+    elif _EXTENSION.match(text):
         return BlacklistEntry.Kind.EXTENSION, normalize_extension(text)
     digits = _PUNCTUATION.sub("", text)
     plus = digits.startswith("+")
