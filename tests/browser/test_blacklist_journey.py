@@ -85,5 +85,7 @@ def test_account_admin_blacklists_a_number_of_a_running_campaign(
     screenshot("blacklist-pt-br-campaign")
 
     with tenant_context(account):
-        states = dict(DialState.objects.filter(sub_campaign=sub).values_list("device_key", "status"))
+        states = dict(
+            DialState.objects.filter(sub_campaign=sub).values_list("device_key", "status")
+        )
     assert states == {"+5511912345678": "suppressed", "+5511912345679": "pending"}
