@@ -3,6 +3,7 @@
 import pytest
 from django_tenants.utils import tenant_context
 
+from devices.models import DeviceSetting
 from tests import factories
 from tests.helpers import client_for
 
@@ -68,6 +69,32 @@ MATRIX = {
     "/a/acme-one/lists/{list}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/lists/{list}/progress.json": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/contacts/{contact}/": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_b}/devices/blocking/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/enterprises/{ent_a}/devices/blocking/settings.csv": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/import/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/remove/": [
+        LOGIN,
+        404,
+        403,
+        403,
+        200,
+        404,
+        404,
+    ],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/expiry/": [
+        LOGIN,
+        404,
+        403,
+        403,
+        200,
+        404,
+        404,
+    ],
+    # One enterprise's setting id under another enterprise: never found.
+    "/enterprises/{ent_b}/devices/blocking/{setting}/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/999999/": [LOGIN, 404, 403, 403, 404, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
@@ -85,6 +112,9 @@ def test_page_access(personas, page, persona, expected):
         listing = factories.contact_list([{"client_id": "X1", "phones": ["+17135554101"]}])
         sub = factories.sub_campaign(listing, activate=False)
         contact = listing.contacts.get()
+    setting = DeviceSetting.objects.create(
+        enterprise=personas.ent_a, device_key="+17135554101", action="block", source="manual"
+    )
     ids = {
         "ent_a": personas.ent_a.pk,
         "ent_b": personas.ent_b.pk,
@@ -95,6 +125,7 @@ def test_page_access(personas, page, persona, expected):
         "sub": sub.pk,
         "list": listing.pk,
         "contact": contact.pk,
+        "setting": setting.pk,
     }
     url = page.format(**ids)
     response = client_for(personas, persona).get(url)
