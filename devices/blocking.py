@@ -14,8 +14,8 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
@@ -81,15 +81,99 @@ IN_FORCE = "in_force"
 EXPIRED = "expired"
 
 
-def latest_settings(enterprise: Enterprise, key_contains: str = "") -> QuerySet[DeviceSetting]:
-    """Each device's latest row (a Clear means no setting, so those are left out)."""
-    rows = DeviceSetting.objects.filter(enterprise=enterprise)
-    if key_contains:
-        rows = rows.filter(device_key__contains=key_contains)
-    latest = rows.order_by("device_key", "-created_at", "-id").distinct("device_key").values("id")
-    return DeviceSetting.objects.filter(id__in=Subquery(latest)).exclude(
-        action=DeviceSetting.Action.CLEAR
-    )
+class CurrentSettings:
+    """Each device's latest setting (Clears left out), filtered, newest first: what the
+    Device Blocking list, its paginator and the CSV export read.
+
+    One pass over the enterprise's rows in the ``device_setting_latest`` index order
+    (DISTINCT ON keeps each device's latest row), then the filters and the sort. A
+    ``WHERE id IN (DISTINCT ON …)`` semi-join, which the ORM would write, probes the
+    primary key once per device and took 0.3 s per query at 50,000 devices; this
+    shape reads each row once. The ORM cannot select FROM a subquery, hence the SQL.
+    """
+
+    _LATEST = """
+        WITH latest AS (
+            SELECT DISTINCT ON (device_key) *
+            FROM devices_devicesetting
+            WHERE enterprise_id = %s {key_filter}
+            ORDER BY device_key, created_at DESC, id DESC
+        )
+    """
+
+    def __init__(self, enterprise: Enterprise, *, key_contains: str = "", action: str = "",
+                 source: str = "", state: str = "", now: dt.datetime | None = None):  # fmt: skip
+        self.enterprise = enterprise
+        params: list = [enterprise.pk]
+        key_filter = ""
+        if key_contains:
+            key_filter = "AND device_key LIKE %s"
+            escaped = key_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        where = ["action <> 'clear'"]
+        if action:
+            where.append("action = %s")
+            params.append(action)
+        if source:
+            where.append("source = %s")
+            params.append(source)
+        now = now or timezone.now()
+        if state == IN_FORCE:
+            where.append("(expires_at IS NULL OR expires_at > %s)")
+            params.append(now)
+        elif state == EXPIRED:
+            where.append("expires_at <= %s")
+            params.append(now)
+        self._with = self._LATEST.format(key_filter=key_filter)
+        self._where = " AND ".join(where)
+        self._params = params
+        self._count: int | None = None
+
+    def count(self) -> int:
+        if self._count is None:
+            sql = f"{self._with} SELECT count(*) FROM latest WHERE {self._where}"  # noqa: S608
+            with connection.cursor() as cursor:
+                cursor.execute(sql, self._params)
+                self._count = cursor.fetchone()[0]
+        return self._count
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def _raw(self, limit: int | None = None, offset: int = 0):
+        sql = (
+            f"{self._with} SELECT * FROM latest WHERE {self._where}"  # noqa: S608
+            " ORDER BY created_at DESC, id DESC"
+        )
+        params = list(self._params)
+        if limit is not None:
+            sql += " LIMIT %s OFFSET %s"
+            params += [limit, offset]
+        return DeviceSetting.objects.raw(sql, params)
+
+    def __getitem__(self, index):
+        """A page (a slice), with each device's number of history rows (one query)."""
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("CurrentSettings supports slices only")
+        start = index.start or 0
+        limit = None if index.stop is None else max(0, index.stop - start)
+        rows = list(self._raw(limit, start))
+        counts = dict(
+            DeviceSetting.objects.filter(
+                enterprise=self.enterprise, device_key__in=[r.device_key for r in rows]
+            )
+            .order_by()
+            .values("device_key")
+            .annotate(n=Count("id"))
+            .values_list("device_key", "n")
+        ) if rows else {}  # fmt: skip
+        for row in rows:
+            row.history_count = counts.get(row.device_key, 1)
+        return rows
+
+    def __iter__(self):
+        """Every row (the export): one statement, rows made as they are written out."""
+        return self._raw().iterator()
 
 
 def search_settings(
@@ -100,29 +184,11 @@ def search_settings(
     source: str = "",
     state: str = "",
     now: dt.datetime | None = None,
-) -> QuerySet[DeviceSetting]:
-    """The list on the Device Blocking tab: current settings, newest first, with how many
-    rows each device's history has."""
-    now = now or timezone.now()
-    settings = latest_settings(enterprise, search_key(query, enterprise.default_region))
-    if action:
-        settings = settings.filter(action=action)
-    if source:
-        settings = settings.filter(source=source)
-    if state == IN_FORCE:
-        settings = settings.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    elif state == EXPIRED:
-        settings = settings.filter(expires_at__lte=now)
-    history = (
-        DeviceSetting.objects.filter(enterprise=enterprise, device_key=OuterRef("device_key"))
-        .order_by()
-        .values("device_key")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return settings.annotate(
-        history_count=Coalesce(Subquery(history, output_field=IntegerField()), Value(0))
-    ).order_by("-created_at", "-id")
+) -> CurrentSettings:
+    """The list on the Device Blocking tab: current settings, newest first."""
+    key = search_key(query, enterprise.default_region)
+    return CurrentSettings(enterprise, key_contains=key, action=action, source=source,
+                           state=state, now=now)  # fmt: skip
 
 
 def search_key(query: str, region: str) -> str:

@@ -230,7 +230,7 @@ class RemoveSettingForm(forms.Form):
 class SettingSearchForm(forms.Form):
     """The list of device settings: search by device, filter by setting, source, state."""
 
-    q = forms.CharField(label=_("Device"), max_length=254, required=False)
+    q = forms.CharField(label=_("Find a device"), max_length=254, required=False)
     setting = forms.ChoiceField(
         label=_("Setting"),
         required=False,

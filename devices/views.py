@@ -400,8 +400,9 @@ def device_setting_expiry(request, enterprise, pk: int):
 @require_http_methods(["GET", "POST"])
 def device_settings_import(request, enterprise):
     """Many blocks from a CSV file: bad lines reported by number, good lines saved."""
-    form = SettingImportForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = SettingImportForm(request.POST, request.FILES) if posted else SettingImportForm()
+    if posted and form.is_valid():
         upload = form.cleaned_data["file"]
         name = (upload.name or "")[:120]
         try:

@@ -566,7 +566,10 @@ def test_the_list_is_paginated_with_a_constant_query_count(personas):
         assert _body(response).count(ROW) == n
         counts[n] = len(queries.captured_queries)
     assert counts[5] == counts[25], counts
-    assert counts[25] <= 12, counts
+    # Tenant, session, user, memberships, count, page, history counts: 7, each after
+    # the SET search_path that django-tenants issues per cursor.
+    real = [q for q in queries.captured_queries if not q["sql"].startswith("SET search_path")]
+    assert len(real) <= 7, [q["sql"][:80] for q in real]
 
 
 def test_the_device_page_shows_the_whole_history(personas):
@@ -648,7 +651,12 @@ def test_import_saves_good_lines_and_reports_bad_ones_by_number(personas, two_ac
     assert 'Duplicate lines collapsed</dt><dd class="col-sm-7">1<' in body
     event = AuditEvent.objects.get(action="device.import", enterprise=personas.ent_a)
     assert event.details["saved"] == 3 and event.details["errors"] == 4
-    assert event.details["cancelled"] == 5 and event.details["file"] == "blocks.csv"
+    assert event.details["file"] == "blocks.csv" and event.details["blocks"] == 2
+    applied = AuditEvent.objects.filter(action="device.import_applied", enterprise=personas.ent_a)
+    assert {e.account_id: e.details["cancelled"] for e in applied} == {
+        personas.acct_a1.pk: 4,
+        personas.acct_a2.pk: 1,
+    }
     assert 'data-testid="import-report"' not in again  # the report is shown once
 
 
