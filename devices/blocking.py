@@ -65,7 +65,8 @@ def parse_expiry(text: str, time_zone: str, now: dt.datetime | None = None) -> d
             _("“%(value)s” is not a date: use YYYY-MM-DD, e.g. %(example)s.")
             % {"value": value[:40], "example": f"{now.astimezone(zone).date():%Y-%m-%d}"}
         ) from None
-    if expires <= now:
+    # By year first: comparing instants near year 1 or 9999 can overflow in UTC.
+    if expires.year < now.year - 1 or expires <= now:
         raise ExpiryError(_("The expiry date must be in the future."))
     if expires.year - now.year > MAX_EXPIRY_YEARS:
         raise ExpiryError(
@@ -206,6 +207,13 @@ def search_key(query: str, region: str) -> str:
         digits = re.sub(r"\D", "", text)
         return ("+" + digits) if text.startswith("+") else digits
     return text.lower()
+
+
+def saved_by(setting: DeviceSetting) -> str:
+    """Who saved a setting: a person's email, or "System" for one the platform saved (an
+    SMS reply, an agent's disposition), whose label is its source."""
+    label = setting.created_by_label
+    return label if label and label != setting.source else _("System")
 
 
 def device_history(enterprise: Enterprise, device_key: str) -> QuerySet[DeviceSetting]:

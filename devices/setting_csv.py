@@ -13,7 +13,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from devices.actions import SettingInput
-from devices.blocking import ExpiryError, parse_expiry
+from devices.blocking import ExpiryError, parse_expiry, saved_by
 from devices.keys import DeviceKeyError, parse_device
 from devices.models import DeviceSetting
 from devices.trace_csv import safe_cell
@@ -241,7 +241,7 @@ def _rows(settings: Iterable[DeviceSetting]) -> Iterator[str]:
         )
         writer.writerow([safe_cell(v) for v in (
             s.device_key, labels.get(s.action, s.action), s.reason, s.get_source_display(),
-            s.created_by_label, timezone.localtime(s.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+            saved_by(s), timezone.localtime(s.created_at).strftime("%Y-%m-%d %H:%M:%S"),
             expires,
         )])  # fmt: skip
         yield flush()

@@ -18,6 +18,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from accounts.models import AuditEvent
 from campaigns import dialer
@@ -186,6 +189,11 @@ def test_an_expiry_date_means_the_end_of_that_day_in_the_enterprise_zone():
             2026, 3, 11, 8, 30, tzinfo=CHICAGO
         )
         assert parse_expiry("", "America/Chicago") is None
+        for early in ("0001-01-01 00:30", "0001-01-01"):  # no overflow east of UTC
+            with pytest.raises(ValueError, match="must be in the future"):
+                parse_expiry(early, "Asia/Tokyo")
+        with pytest.raises(ValueError, match="at most 10 years"):
+            parse_expiry("9999-12-31 23:59", "America/Sao_Paulo")
 
 
 # --- 2. View Setting: the preview ----------------------------------------------------------
@@ -256,7 +264,8 @@ def test_the_preview_shows_the_current_setting_its_history_and_recent_attempts(p
         )
     body = _body(_post(client_for(personas, "ent_admin"), personas.ent_a, action=ALLOW))
     current = body.split('data-testid="preview-current">')[1].split("</dd>")[0]
-    assert "Block" in current and "agent_dnc" in current and "confirmed by letter" in current
+    assert "Block" in current and "by System (Agent: do not call)" in current
+    assert "confirmed by letter" in current
     assert body.count('data-testid="history-row"') == 2
     assert (
         "ent.admin@acme.test" in body and "asked by phone" in body and "Agent: do not call" in body
@@ -868,3 +877,32 @@ def test_search_key_normalises_whole_devices_and_keeps_partial_ones():
     assert search_key("+55 11", "BR") == "+5511"
     assert search_key(" JSmith@ ", "US") == "jsmith@"
     assert search_key("", "US") == ""
+
+
+_hostile = st.one_of(
+    st.text(max_size=300),
+    st.from_regex(r"[\d\s().+\-/]{0,50}", fullmatch=True),
+    st.emails(),
+    st.sampled_from(["\u202e1014 555 317", "🙂@🙂.com", "'; DROP TABLE x; --", "%", "_", "\\",
+                     "<script>alert(1)</script>", "+" + "9" * 39, "x" * 254 + "@a.com",
+                     "２０２６-０１-０１", "9999-12-31", "0001-01-01", "2026-13-01"]),
+)  # fmt: skip
+
+
+@hsettings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(device=_hostile, reason=_hostile, expires=_hostile, query=_hostile)
+def test_hostile_input_never_fails_the_page(personas, device, reason, expires, query):
+    client = client_for(personas, "ent_admin")
+    for op in ("view", "save"):
+        response = _post(client, personas.ent_a, op=op, device=device, reason=reason,
+                         expires=expires)  # fmt: skip
+        assert response.status_code in (200, 302)
+        assert "<script>alert(1)" not in _body(response)
+    response = client.get(_url(personas.ent_a), {"q": query, "setting": query, "page": query})
+    assert response.status_code == 200
+    response = client.get(_url(personas.ent_a), {"device": device, "action": query})
+    assert response.status_code == 200
