@@ -33,9 +33,9 @@ def keyword_of(text: str) -> str:
     return _NOISE.sub("", text or "").upper()
 
 
-# Keys per statement and per transaction of an import: an advisory lock per device uses a
-# slot of PostgreSQL's shared lock table (max_locks_per_transaction x max_connections,
-# 6,400 by default), so 50,000 devices cannot be locked at once.
+# Devices per transaction of a bulk save: an advisory lock per device takes a slot of
+# PostgreSQL's shared lock table (max_locks_per_transaction x max_connections, 6,400 by
+# default), so 50,000 devices cannot be locked at once ("out of shared memory").
 KEY_CHUNK = 1000
 BLOCK_REASON_PREFIX = f"{RULE_DEVICE_BLOCK}:"
 
