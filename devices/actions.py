@@ -1,11 +1,17 @@
-"""Device settings: saved race-free against the dialler, audited, queued attempts cancelled."""
+"""Device settings: saved race-free against the dialler, audited, queued attempts cancelled
+(for a Block) or released again (when a setting stops blocking)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import transaction
+from django.db.models import BooleanField, F, Func, TextField, Value
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -27,6 +33,13 @@ def keyword_of(text: str) -> str:
     return _NOISE.sub("", text or "").upper()
 
 
+# Devices per transaction of a bulk save: an advisory lock per device takes a slot of
+# PostgreSQL's shared lock table (max_locks_per_transaction x max_connections, 6,400 by
+# default), so 50,000 devices cannot be locked at once ("out of shared memory").
+KEY_CHUNK = 1000
+BLOCK_REASON_PREFIX = f"{RULE_DEVICE_BLOCK}:"
+
+
 def do_save_device_setting(
     enterprise: Enterprise,
     device_key: str,
@@ -40,7 +53,11 @@ def do_save_device_setting(
 ) -> DeviceSetting:
     """Saves a setting. For a Block, the device's advisory lock is held while it commits,
     so no dial is authorised after the block commits; queued attempts to the device in
-    every account of the enterprise are cancelled (suppressed, with the reason) with it."""
+    every account of the enterprise are cancelled (suppressed, with the reason) with it.
+    An Allow or a Clear releases what an earlier block suppressed (see release_suppressed).
+
+    The returned row carries ``cancelled`` and ``released``: how many dial states changed.
+    """
     with transaction.atomic():
         lock_devices([device_key])
         setting = DeviceSetting.objects.create(
@@ -52,9 +69,13 @@ def do_save_device_setting(
             expires_at=expires_at,
             created_by_label=getattr(actor, "email", "") or source,
         )
-        cancelled = 0
+        cancelled = released = 0
         if action == DeviceSetting.Action.BLOCK:
-            cancelled = _cancel_queued(enterprise, device_key, setting)
+            cancelled = sum(
+                cancel_queued(enterprise, {device_key: suppression_detail(setting)}).values()
+            )
+        else:
+            released = sum(release_suppressed(enterprise, [device_key]).values())
         audit(
             actor,
             f"device.{action}",
@@ -62,52 +83,284 @@ def do_save_device_setting(
             obj=setting,
             details={"device": device_key, "source": source, "reason": reason,
                      "expires_at": expires_at.isoformat() if expires_at else "",
-                     "cancelled": cancelled},
+                     "cancelled": cancelled, "released": released},
             request=request,
         )  # fmt: skip
+    setting.cancelled, setting.released = cancelled, released
     return setting
 
 
-def _cancel_queued(enterprise: Enterprise, device_key: str, setting: DeviceSetting) -> int:
-    """Pending and claimed-but-not-authorised states for the device become suppressed,
-    each with a ledger row naming the block, in every account of the enterprise."""
+def suppression_detail(setting: DeviceSetting, source_label: str | None = None) -> str:
+    """What a suppressed attempt says stopped it: the same words as the gate's."""
+    label = source_label if source_label is not None else setting.get_source_display()
+    return f"{label}: {setting.reason}".rstrip(": ")[:255]
+
+
+def _chunks(keys: Iterable[str], size: int = KEY_CHUNK) -> list[list[str]]:
+    ordered = sorted(set(keys))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _enterprise_accounts(enterprise: Enterprise):
+    return Account.objects.filter(enterprise=enterprise, is_active=True).order_by("pk")
+
+
+class _AnyOf(Func):
+    """``column = ANY(array)``: one parameter however many keys, and an index scan. An
+    IN list of 50,000 placeholders is slow to build, and ``IN (SELECT unnest(...))``
+    was planned as a nested loop (2.7 s against 3 ms, measured)."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+
+
+def _key_in(keys: Iterable[str]) -> _AnyOf:
+    return _AnyOf(F("device_key"), Value(sorted(set(keys)), output_field=ArrayField(TextField())))
+
+
+def cancel_queued(enterprise: Enterprise, details: Mapping[str, str]) -> dict[int, int]:
+    """Pending and claimed-but-not-authorised states of the devices (``details`` maps each
+    device key to the reason its attempts show) become suppressed, each with a ledger row
+    naming the block, in every account of the enterprise. Call it holding the devices'
+    locks, or after the block committed. Returns the states cancelled per account id
+    (accounts with none left out)."""
+    cancelled: dict[int, int] = {}
+    for account in _enterprise_accounts(enterprise):
+        with tenant_context(account):
+            count = _cancel_in_account(details)
+        if count:
+            cancelled[account.pk] = count
+    return cancelled
+
+
+def _cancel_in_account(details: Mapping[str, str]) -> int:
+    """cancel_queued in the current account's schema: one query finds the states."""
     from campaigns.dialer import ledger_row
     from campaigns.models import DialState
     from devices.models import Attempt, Disposition
 
+    if not details:
+        return 0
     now = timezone.now()
-    detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")[:255]
-    total = 0
-    for account in Account.objects.filter(enterprise=enterprise, is_active=True):
+    states = list(
+        DialState.objects.select_for_update(of=("self",))
+        .select_related("contact", "sub_campaign__campaign")
+        .filter(_key_in(details), current_attempt_id__isnull=True)
+        .filter(status__in=[DialState.Status.PENDING, DialState.Status.DIALING])
+        .order_by("pk")
+    )
+    rows = []
+    for state in states:
+        detail = details[state.device_key]
+        state.status = DialState.Status.SUPPRESSED
+        state.claim_token = None
+        state.claimed_at = None
+        state.next_attempt_at = None
+        state.last_reason = f"{RULE_DEVICE_BLOCK}: {detail}"[:255]
+        state.updated_at = now
+        rows.append(
+            ledger_row(
+                state.sub_campaign,
+                state,
+                attempted_at=now,
+                completed_at=now,
+                disposition=Disposition.SUPPRESSED,
+                attempt_number=state.attempts + 1,
+                suppression_rule=RULE_DEVICE_BLOCK,
+                suppression_detail=detail,
+            )  # fmt: skip
+        )
+    if states:
+        DialState.objects.bulk_update(
+            states,
+            ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason",
+             "updated_at"],
+            batch_size=200,  # CASE per row: cost grows with the square of the batch
+        )  # fmt: skip
+        Attempt.objects.bulk_create(rows, batch_size=1000)
+    return len(states)
+
+
+def release_suppressed(
+    enterprise: Enterprise, keys: Iterable[str], *, now: dt.datetime | None = None
+) -> dict[int, int]:
+    """States that a device block suppressed go back to the queue, due now, in every
+    account of the enterprise: the block no longer applies (an Allow, a removal, an
+    expiry), so the contact is worked again. Nothing is dialled on this say-so: the gate
+    decides each attempt at dial time, so a campaign blacklist, a national registry, the
+    calling window or the cap still apply. Completed sub-campaigns are left as they
+    ended. Returns the states released per account id (accounts with none left out)."""
+    released: dict[int, int] = {}
+    for account in _enterprise_accounts(enterprise):
         with tenant_context(account):
-            states = list(
-                DialState.objects.select_for_update(of=("self",))
-                .select_related("contact", "sub_campaign__campaign")
-                .filter(device_key=device_key, current_attempt_id__isnull=True)
-                .filter(status__in=[DialState.Status.PENDING, DialState.Status.DIALING])
-            )
-            rows = []
-            for state in states:
-                state.status = DialState.Status.SUPPRESSED
-                state.claim_token = None
-                state.claimed_at = None
-                state.next_attempt_at = None
-                state.last_reason = f"{RULE_DEVICE_BLOCK}: {detail}"[:255]
-                rows.append(
-                    ledger_row(
-                        state.sub_campaign,
-                        state,
-                        attempted_at=now,
-                        completed_at=now,
-                        disposition=Disposition.SUPPRESSED,
-                        attempt_number=state.attempts + 1,
-                        suppression_rule=RULE_DEVICE_BLOCK,
-                        suppression_detail=detail,
-                    )  # fmt: skip
+            count = _release_in_account(keys, now=now)
+        if count:
+            released[account.pk] = count
+    return released
+
+
+def _release_in_account(keys: Iterable[str], *, now: dt.datetime | None = None) -> int:
+    """release_suppressed in the current account's schema: one UPDATE."""
+    from campaigns.models import DialState, SubCampaign
+
+    keys = list(keys)
+    if not keys:
+        return 0
+    now = now or timezone.now()
+    return (
+        DialState.objects.filter(
+            _key_in(keys),
+            status=DialState.Status.SUPPRESSED,
+            last_reason__startswith=BLOCK_REASON_PREFIX,
+        )
+        .exclude(sub_campaign__status=SubCampaign.Status.COMPLETED)
+        .update(
+            status=DialState.Status.PENDING,
+            next_attempt_at=now,
+            claim_token=None,
+            claimed_at=None,
+            last_reason="device block lifted",
+            updated_at=now,
+        )
+    )
+
+
+# --- many settings at once (CSV import) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingInput:
+    """One device's new setting, already normalised and checked (see devices.setting_csv)."""
+
+    device_key: str
+    action: str
+    reason: str = ""
+    expires_at: dt.datetime | None = None
+
+
+@dataclass
+class BulkResult:
+    saved: int = 0
+    blocks: int = 0
+    allows: int = 0
+    cancelled: int = 0
+    released: int = 0
+    accounts: set[int] = field(default_factory=set)
+
+
+def do_save_device_settings(
+    enterprise: Enterprise,
+    inputs: Sequence[SettingInput],
+    *,
+    source: str = DeviceSetting.Source.IMPORT,
+    actor=None,
+    request=None,
+    audit_details: dict | None = None,
+) -> BulkResult:
+    """Saves many settings (one per device: a later input for a device replaces an
+    earlier one) with the promise of do_save_device_setting: each device's lock is held
+    while its setting commits, so no dial is authorised after that. Then queued attempts
+    of blocked devices are cancelled and those of allowed ones released, with one
+    statement per account for all the devices.
+
+    Up to KEY_CHUNK devices this is one transaction. A bigger file is saved in key
+    order, KEY_CHUNK devices per transaction, because one transaction cannot hold
+    50,000 advisory locks (PostgreSQL's shared lock table holds max_locks_per_transaction
+    x max_connections, 6,400 by default); each account's states are then changed in a
+    transaction of their own. A state that the dispatcher claims in between is
+    suppressed by the gate, which reads the committed settings under the same locks.
+    One audit row per settings transaction, and one per account changed."""
+    by_key = {item.device_key: item for item in inputs}
+    result = BulkResult()
+    if not by_key:
+        return result
+    label = getattr(actor, "email", "") or source
+    # Looked up once: the choices' lazy labels cost more than the rest at 50,000 rows.
+    source_label = str(DeviceSetting.Source(source).label)
+    blocks: dict[str, str] = {}
+    others: list[str] = []
+    whole = transaction.atomic() if len(by_key) <= KEY_CHUNK else contextlib.nullcontext()
+    with whole:
+        for keys in _chunks(by_key):
+            with transaction.atomic():
+                lock_devices(keys)
+                rows = DeviceSetting.objects.bulk_create(
+                    [
+                        DeviceSetting(
+                            enterprise=enterprise,
+                            device_key=key,
+                            action=by_key[key].action,
+                            reason=by_key[key].reason[:255],
+                            expires_at=by_key[key].expires_at,
+                            source=source,
+                            created_by_label=label,
+                        )
+                        for key in keys
+                    ]
                 )
-            DialState.objects.bulk_update(
-                states, ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason"]
-            )
-            Attempt.objects.bulk_create(rows)
-            total += len(states)
-    return total
+                chunk = {"saved": len(rows), "blocks": 0, "allows": 0}
+                for row in rows:
+                    if row.action == DeviceSetting.Action.BLOCK:
+                        blocks[row.device_key] = suppression_detail(row, source_label)
+                        chunk["blocks"] += 1
+                    else:
+                        others.append(row.device_key)
+                        chunk["allows"] += row.action == DeviceSetting.Action.ALLOW
+                audit(actor, "device.import", enterprise=enterprise,
+                      details={**(audit_details or {}), **chunk, "source": source,
+                               "first": keys[0], "last": keys[-1]},
+                      request=request)  # fmt: skip
+            result.saved += chunk["saved"]
+            result.blocks += chunk["blocks"]
+            result.allows += chunk["allows"]
+        for account in _enterprise_accounts(enterprise):
+            with transaction.atomic(), tenant_context(account):
+                cancelled = _cancel_in_account(blocks)
+                released = _release_in_account(others)
+                if cancelled or released:
+                    audit(actor, "device.import_applied", enterprise=enterprise,
+                          account=account, details={"cancelled": cancelled,
+                                                    "released": released, "source": source},
+                          request=request)  # fmt: skip
+            if cancelled or released:
+                result.cancelled += cancelled
+                result.released += released
+                result.accounts.add(account.pk)
+    return result
+
+
+def do_release_expired_blocks(
+    *, since: dt.datetime, now: dt.datetime | None = None
+) -> dict[int, int]:
+    """For a periodic task: devices whose block expired in (since, now] and is still their
+    latest setting get their suppressed states back in the queue, as a removal would.
+    Returns the states released per enterprise id (enterprises with none left out)."""
+    now = now or timezone.now()
+    candidates: dict[int, set[str]] = {}
+    for enterprise_id, key in DeviceSetting.objects.filter(
+        action=DeviceSetting.Action.BLOCK, expires_at__gt=since, expires_at__lte=now
+    ).values_list("enterprise_id", "device_key"):
+        candidates.setdefault(enterprise_id, set()).add(key)
+    released: dict[int, int] = {}
+    for enterprise in Enterprise.objects.filter(pk__in=candidates).order_by("pk"):
+        for keys in _chunks(candidates[enterprise.pk]):
+            with transaction.atomic():
+                lock_devices(keys)
+                # Re-read under the locks: a setting saved since decides instead.
+                latest = (
+                    DeviceSetting.objects.filter(enterprise=enterprise, device_key__in=keys)
+                    .order_by("device_key", "-created_at", "-id")
+                    .distinct("device_key")
+                )
+                lapsed = [
+                    s.device_key
+                    for s in latest
+                    if s.action == DeviceSetting.Action.BLOCK and not s.applies_at(now)
+                ]
+                count = sum(release_suppressed(enterprise, lapsed, now=now).values())
+                if count:
+                    audit(None, "device.block_expired", enterprise=enterprise,
+                          details={"devices": len(lapsed), "released": count})  # fmt: skip
+                    released[enterprise.pk] = released.get(enterprise.pk, 0) + count
+    return released

@@ -133,3 +133,154 @@ class TraceForm(forms.Form):
             else:
                 self.add_error("value", phone_format_hint(self.region))
         return cleaned
+
+
+# --- Device Blocking ---------------------------------------------------------------------
+
+
+def _expiry_field() -> forms.CharField:
+    # A date (until the end of that day) or "YYYY-MM-DD HH:MM", in the enterprise's zone.
+    return forms.CharField(
+        label=_("Expires"),
+        required=False,
+        max_length=20,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Optional. The setting stops applying at the end of this day."),
+    )
+
+
+class _ExpiryMixin:
+    def clean_expires(self):
+        from devices.blocking import ExpiryError, parse_expiry
+
+        try:
+            return parse_expiry(
+                self.cleaned_data.get("expires", ""), self.enterprise.time_zone, self.now
+            )
+        except ExpiryError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class DeviceSettingForm(_ExpiryMixin, forms.Form):
+    """Enterprise › Devices › Device Blocking: the Device field, Block or Allow, why, until."""
+
+    device = forms.CharField(
+        label=_("Device"),
+        max_length=254,
+        help_text=_("The contact's phone number or email address."),
+    )
+    action = forms.ChoiceField(
+        label=_("Setting"),
+        choices=[
+            ("block", _("Block all calls to this device")),
+            ("allow", _("Allow calls to this device")),
+        ],
+        widget=forms.RadioSelect,
+        initial="block",
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        required=False,
+        help_text=_("Optional. Shown in the history and on every attempt it stops."),
+    )
+    expires = _expiry_field()
+
+    def __init__(self, *args, enterprise: Enterprise, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enterprise = enterprise
+        self.now = now
+        self.fields["device"].widget.attrs.update(
+            {"placeholder": _("713 555 4101 or jsmith@domain.com"), "autocomplete": "off"}
+        )
+
+    def clean_device(self):
+        from devices.keys import DeviceKeyError, parse_device
+
+        value = self.cleaned_data["device"]
+        try:
+            return parse_device(value, self.enterprise.default_region).key
+        except DeviceKeyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class ExpiryForm(_ExpiryMixin, forms.Form):
+    """Sets or changes the expiry of a device's current setting (empty: never expires)."""
+
+    expires = _expiry_field()
+
+    def __init__(self, *args, enterprise: Enterprise, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enterprise = enterprise
+        self.now = now
+        self.fields["expires"].help_text = _(
+            "The setting stops applying at the end of this day. Leave it empty for no expiry."
+        )
+
+
+class RemoveSettingForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        required=False,
+        help_text=_("Optional. Kept in the device's history."),
+    )
+
+
+class SettingSearchForm(forms.Form):
+    """The list of device settings: search by device, filter by setting, source, state."""
+
+    q = forms.CharField(label=_("Find a device"), max_length=254, required=False)
+    setting = forms.ChoiceField(
+        label=_("Setting"),
+        required=False,
+        choices=[("", _("Any setting")), ("block", _("Block")), ("allow", _("Allow"))],
+    )
+    source = forms.ChoiceField(label=_("Source"), required=False)
+    state = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[("", _("Any status")), ("in_force", _("In force")), ("expired", _("Expired"))],
+    )
+
+    def __init__(self, *args, **kwargs):
+        from devices.models import DeviceSetting
+
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [("", _("Any source")), *DeviceSetting.Source.choices]
+        self.fields["q"].widget.attrs["placeholder"] = _("Phone number or email, or part of it")
+
+    def filters(self) -> dict[str, str]:
+        """Valid filters only: a bad value in the address bar widens the list, never fails."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {
+            "query": data.get("q", ""),
+            "action": data.get("setting", ""),
+            "source": data.get("source", ""),
+            "state": data.get("state", ""),
+        }
+
+
+class SettingImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "Columns: device, action (block or allow; block when empty), reason, expires "
+            "(YYYY-MM-DD, optional). A header line is optional. UTF-8, up to 5 MB and "
+            "50,000 lines."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv"}),
+    )
+
+    def clean_file(self):
+        from devices.setting_csv import MAX_IMPORT_BYTES, size_error
+
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError(size_error(upload.size))
+        if upload.size == 0:
+            raise forms.ValidationError(_("The file is empty."))
+        return upload

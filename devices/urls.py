@@ -30,3 +30,36 @@ urlpatterns = [
         name="delete_calling_rule",
     ),
 ]
+
+urlpatterns += [
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/",
+        views.device_blocking,
+        name="device_blocking",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/settings.csv",
+        views.device_settings_export,
+        name="device_export",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/import/",
+        views.device_settings_import,
+        name="device_import",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/<int:pk>/",
+        views.device_setting_detail,
+        name="device_setting",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/<int:pk>/remove/",
+        views.device_setting_remove,
+        name="device_setting_remove",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/blocking/<int:pk>/expiry/",
+        views.device_setting_expiry,
+        name="device_setting_expiry",
+    ),
+]

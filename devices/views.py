@@ -11,17 +11,37 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import enterprise_view
 from accounts.actions import audit
 from accounts.models import Account
 from accounts.urls_helpers import account_url
-from devices.forms import AttemptCapForm, CallingWindowForm, HolidayForm, TraceForm
-from devices.models import CallingWindow, Holiday
+from devices.actions import do_save_device_setting, do_save_device_settings
+from devices.blocking import RECENT_ATTEMPTS, build_preview, device_history, search_settings
+from devices.forms import (
+    AttemptCapForm,
+    CallingWindowForm,
+    DeviceSettingForm,
+    ExpiryForm,
+    HolidayForm,
+    RemoveSettingForm,
+    SettingImportForm,
+    SettingSearchForm,
+    TraceForm,
+)
+from devices.models import CallingWindow, DeviceSetting, Holiday
 from devices.policy import DEFAULT_WINDOW
 from devices.recordings import do_delete_recording, get_recording_for_user, recording_response
-from devices.trace import trace_attempts
+from devices.setting_csv import (
+    MAX_IMPORT_BYTES,
+    MAX_REPORTED_ERRORS,
+    ImportFileError,
+    parse_settings_csv,
+    settings_csv_rows,
+)
+from devices.trace import BY_DEVICE, TraceQuery, trace_attempts
 from devices.trace_csv import trace_csv_rows
 
 TRACE_PAGE_SIZE = 50
@@ -182,3 +202,274 @@ def _safe_back(request, fallback: str) -> str:
     ):
         return target
     return fallback
+
+
+# --- Device Blocking -------------------------------------------------------------------------
+
+SETTINGS_PAGE_SIZE = 25
+HISTORY_PAGE_SIZE = 50
+IMPORT_REPORT = "device_import_report"
+
+
+def _blocking_url(enterprise) -> str:
+    return reverse("devices:device_blocking", args=[enterprise.pk])
+
+
+def _setting_or_404(enterprise, pk: int) -> DeviceSetting:
+    """Any row of one of this enterprise's devices; another enterprise's is not found."""
+    setting = DeviceSetting.objects.filter(enterprise=enterprise, pk=pk).first()
+    if setting is None:
+        raise Http404
+    return setting
+
+
+def _saved_message(setting: DeviceSetting) -> str:
+    if setting.action == DeviceSetting.Action.BLOCK:
+        text = _("Saved: calls to %(device)s are blocked in every account.")
+    elif setting.action == DeviceSetting.Action.ALLOW:
+        text = _("Saved: calls to %(device)s are allowed.")
+    else:
+        text = _("Removed the setting for %(device)s.")
+    text %= {"device": setting.device_key}
+    if setting.cancelled:
+        text += " " + ngettext(
+            "%(n)s queued attempt cancelled.", "%(n)s queued attempts cancelled.",
+            setting.cancelled,
+        ) % {"n": setting.cancelled}  # fmt: skip
+    if setting.released:
+        text += " " + ngettext(
+            "%(n)s attempt back in the queue.", "%(n)s attempts back in the queue.",
+            setting.released,
+        ) % {"n": setting.released}  # fmt: skip
+    return text
+
+
+@enterprise_view
+@require_http_methods(["GET", "POST"])
+def device_blocking(request, enterprise):
+    """Enterprise › Devices › Device Blocking: the setting form with its preview (View
+    Setting), saving it (Save Setting), and the list of current settings."""
+    preview = None
+    if request.method == "POST":
+        form = DeviceSettingForm(request.POST, enterprise=enterprise)
+        if form.is_valid() and request.POST.get("op") == "save":
+            data = form.cleaned_data
+            setting = do_save_device_setting(
+                enterprise, data["device"], data["action"], source=DeviceSetting.Source.MANUAL,
+                reason=data["reason"], expires_at=data["expires"], actor=request.user,
+                request=request,
+            )  # fmt: skip
+            messages.success(request, _saved_message(setting))
+            return HttpResponseRedirect(_blocking_url(enterprise))
+    else:
+        # A link may carry the device (and setting) to look at: the preview, unsaved.
+        bound = "device" in request.GET
+        initial = {"action": "block"}
+        form = DeviceSettingForm(
+            {**initial, **request.GET.dict()} if bound else None,
+            enterprise=enterprise,
+            initial=initial,
+        )
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        preview = build_preview(enterprise, data["device"], data["action"],
+                                reason=data["reason"], expires_at=data["expires"])  # fmt: skip
+        audit(request.user, "device.preview", enterprise=enterprise,
+              details={"device": data["device"], "setting": data["action"],
+                       "contacts": preview.contacts, "attempts": preview.attempts},
+              request=request)  # fmt: skip
+    search = SettingSearchForm(request.GET if "q" in request.GET else None)
+    filters = search.filters()
+    settings = search_settings(enterprise, **filters)
+    page = Paginator(settings, SETTINGS_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "devices/device_blocking.html",
+        {"enterprise": enterprise, "form": form, "preview": preview, "search": search,
+         "filtered": any(filters.values()), "page": page, "query": query.urlencode(),
+         "now": timezone.now(), "nav": "devices", "tab": "blocking"},
+    )  # fmt: skip
+
+
+@enterprise_view
+@require_GET
+def device_setting_detail(request, enterprise, pk: int):
+    """One device: its setting now, every setting it has had, its latest attempts."""
+    row = _setting_or_404(enterprise, pk)
+    now = timezone.now()
+    history = device_history(enterprise, row.device_key)
+    page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    latest = history.first()
+    in_force = latest if latest is not None and latest.applies_at(now) else None
+    recent = list(
+        trace_attempts(enterprise.pk, TraceQuery(BY_DEVICE, row.device_key))[:RECENT_ATTEMPTS]
+    )
+    audit(request.user, "device.view", enterprise=enterprise, obj=row,
+          details={"device": row.device_key}, request=request)  # fmt: skip
+    return render(
+        request,
+        "devices/device_setting_detail.html",
+        {"enterprise": enterprise, "device_key": row.device_key, "latest": latest,
+         "in_force": in_force, "page": page, "recent": recent, "now": now,
+         "trace_query": urlencode({"criteria": "device", "value": row.device_key}),
+         "nav": "devices", "tab": "blocking"},
+    )  # fmt: skip
+
+
+def _current_or_redirect(request, enterprise, row: DeviceSetting):
+    """The device's latest setting, or a redirect saying it has none to change."""
+    latest = device_history(enterprise, row.device_key).first()
+    if latest is None or latest.action == DeviceSetting.Action.CLEAR:
+        messages.info(
+            request, _("%(device)s has no setting to change.") % {"device": row.device_key}
+        )
+        return None, HttpResponseRedirect(
+            reverse("devices:device_setting", args=[enterprise.pk, row.pk])
+        )
+    return latest, None
+
+
+@enterprise_view
+@require_http_methods(["GET", "POST"])
+def device_setting_remove(request, enterprise, pk: int):
+    """Remove a device's setting (a Clear row: the history stays), after confirming."""
+    current, redirect = _current_or_redirect(request, enterprise, _setting_or_404(enterprise, pk))
+    if redirect is not None:
+        return redirect
+    form = RemoveSettingForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        setting = do_save_device_setting(
+            enterprise, current.device_key, DeviceSetting.Action.CLEAR,
+            source=DeviceSetting.Source.MANUAL, reason=form.cleaned_data["reason"],
+            actor=request.user, request=request,
+        )  # fmt: skip
+        messages.success(request, _saved_message(setting))
+        return HttpResponseRedirect(_blocking_url(enterprise))
+    preview = build_preview(enterprise, current.device_key, DeviceSetting.Action.CLEAR)
+    return render(
+        request,
+        "devices/device_setting_remove.html",
+        {"enterprise": enterprise, "current": current, "form": form, "preview": preview,
+         "now": timezone.now(), "nav": "devices", "tab": "blocking"},
+    )  # fmt: skip
+
+
+@enterprise_view
+@require_http_methods(["GET", "POST"])
+def device_setting_expiry(request, enterprise, pk: int):
+    """Set or change when a device's current setting stops applying: saved as a new row
+    with the same setting and reason, so the history shows who changed it and when."""
+    current, redirect = _current_or_redirect(request, enterprise, _setting_or_404(enterprise, pk))
+    if redirect is not None:
+        return redirect
+    if request.method == "POST":
+        form = ExpiryForm(request.POST, enterprise=enterprise)
+        if form.is_valid():
+            setting = do_save_device_setting(
+                enterprise, current.device_key, current.action,
+                source=DeviceSetting.Source.MANUAL, reason=current.reason,
+                expires_at=form.cleaned_data["expires"], actor=request.user, request=request,
+            )  # fmt: skip
+            if setting.expires_at:
+                text = _("%(device)s: the setting now expires on %(when)s.") % {
+                    "device": setting.device_key,
+                    "when": timezone.localtime(setting.expires_at).strftime("%Y-%m-%d %H:%M"),
+                }
+            else:
+                text = _("%(device)s: the setting no longer expires.") % {
+                    "device": setting.device_key
+                }
+            messages.success(request, text)
+            return HttpResponseRedirect(_blocking_url(enterprise))
+    else:
+        initial = {}
+        if current.expires_at and current.applies_at(timezone.now()):
+            initial["expires"] = timezone.localtime(current.expires_at).date().isoformat()
+        form = ExpiryForm(initial=initial, enterprise=enterprise)
+    return render(
+        request,
+        "devices/device_setting_expiry.html",
+        {"enterprise": enterprise, "current": current, "form": form, "now": timezone.now(),
+         "nav": "devices", "tab": "blocking"},
+    )  # fmt: skip
+
+
+@enterprise_view
+@require_http_methods(["GET", "POST"])
+def device_settings_import(request, enterprise):
+    """Many blocks from a CSV file: bad lines reported by number, good lines saved."""
+    posted = request.method == "POST"
+    form = SettingImportForm(request.POST, request.FILES) if posted else SettingImportForm()
+    if posted and form.is_valid():
+        upload = form.cleaned_data["file"]
+        name = (upload.name or "")[:120]
+        try:
+            parsed = parse_settings_csv(
+                upload.read(MAX_IMPORT_BYTES + 1), region=enterprise.default_region,
+                time_zone=enterprise.time_zone,
+            )  # fmt: skip
+        except ImportFileError as exc:
+            form.add_error("file", str(exc))
+        else:
+            result = do_save_device_settings(
+                enterprise, parsed.inputs, source=DeviceSetting.Source.IMPORT,
+                actor=request.user, request=request,
+                audit_details={"file": name, "lines": parsed.lines,
+                               "errors": parsed.error_count, "duplicates": parsed.duplicates},
+            ) if parsed.inputs else None  # fmt: skip
+            if result is None:  # every line was wrong: still a record of the attempt
+                audit(request.user, "device.import", enterprise=enterprise,
+                      details={"file": name, "lines": parsed.lines, "saved": 0,
+                               "errors": parsed.error_count}, request=request)  # fmt: skip
+            request.session[IMPORT_REPORT] = {
+                "file": name,
+                "lines": parsed.lines,
+                "saved": result.saved if result else 0,
+                "blocks": result.blocks if result else 0,
+                "allows": result.allows if result else 0,
+                "cancelled": result.cancelled if result else 0,
+                "released": result.released if result else 0,
+                "duplicates": parsed.duplicates,
+                "error_count": parsed.error_count,
+                "errors": [[e.line, e.message] for e in parsed.errors],
+            }
+            saved = result.saved if result else 0
+            summary = ngettext(
+                "%(saved)s device setting saved from %(file)s.",
+                "%(saved)s device settings saved from %(file)s.", saved,
+            ) % {"saved": saved, "file": name or _("the file")}  # fmt: skip
+            if parsed.error_count:
+                summary += " " + ngettext(
+                    "%(n)s line has an error and was skipped.",
+                    "%(n)s lines have errors and were skipped.", parsed.error_count,
+                ) % {"n": parsed.error_count}  # fmt: skip
+                messages.warning(request, summary)
+            else:
+                messages.success(request, summary)
+            return HttpResponseRedirect(reverse("devices:device_import", args=[enterprise.pk]))
+    report = request.session.pop(IMPORT_REPORT, None) if request.method == "GET" else None
+    return render(
+        request,
+        "devices/device_import.html",
+        {"enterprise": enterprise, "form": form, "report": report,
+         "max_errors": MAX_REPORTED_ERRORS, "nav": "devices", "tab": "blocking"},
+    )  # fmt: skip
+
+
+@enterprise_view
+@require_GET
+def device_settings_export(request, enterprise):
+    """The current settings (as filtered on the list) as CSV, streamed."""
+    filters = SettingSearchForm(request.GET if "q" in request.GET else None).filters()
+    settings = search_settings(enterprise, **filters)
+    audit(request.user, "device.export", enterprise=enterprise,
+          details={k: v for k, v in filters.items() if v}, request=request)  # fmt: skip
+    name = f"device-settings-{timezone.localdate():%Y%m%d}.csv"
+    rows = settings_csv_rows(
+        settings, time_zone=enterprise.time_zone, language=translation.get_language()
+    )
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -5,6 +5,7 @@ from django_tenants.utils import tenant_context
 
 from campaigns.blacklists import do_add_entry, do_create_blacklist
 from campaigns.models import BlacklistImport
+from devices.models import DeviceSetting
 from tests import factories
 from tests.helpers import client_for
 
@@ -109,6 +110,32 @@ MATRIX = {
     ],  # fmt: skip
     "/a/acme-two/blacklists/{blacklist}/": [LOGIN, 404, 404, 404, 404, 404, 404],
     "/a/acme-one/campaigns/{campaign}/blacklists/": [LOGIN, 404, 403, 405, 405, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_b}/devices/blocking/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/enterprises/{ent_a}/devices/blocking/settings.csv": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/import/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/remove/": [
+        LOGIN,
+        404,
+        403,
+        403,
+        200,
+        404,
+        404,
+    ],
+    "/enterprises/{ent_a}/devices/blocking/{setting}/expiry/": [
+        LOGIN,
+        404,
+        403,
+        403,
+        200,
+        404,
+        404,
+    ],
+    # One enterprise's setting id under another enterprise: never found.
+    "/enterprises/{ent_b}/devices/blocking/{setting}/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/enterprises/{ent_a}/devices/blocking/999999/": [LOGIN, 404, 403, 403, 404, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
@@ -131,6 +158,9 @@ def test_page_access(personas, page, persona, expected):
         job = BlacklistImport.objects.create(blacklist=blacklist, file_name="f.txt",
                                              upload_path="none", status="done")  # fmt: skip
         entry = blacklist.entries.get()
+    setting = DeviceSetting.objects.create(
+        enterprise=personas.ent_a, device_key="+17135554101", action="block", source="manual"
+    )
     ids = {
         "blacklist": blacklist.pk,
         "entry": entry.pk,
@@ -144,6 +174,7 @@ def test_page_access(personas, page, persona, expected):
         "sub": sub.pk,
         "list": listing.pk,
         "contact": contact.pk,
+        "setting": setting.pk,
     }
     url = page.format(**ids)
     response = client_for(personas, persona).get(url)
