@@ -205,6 +205,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.resume_queued_imports",
         "schedule": 300.0,
     },
+    "device-block-expiry": {
+        "task": "devices.tasks.release_expired_blocks",
+        "schedule": 300.0,
+    },
     "blacklist-expiry": {
         "task": "campaigns.tasks.release_expired_blacklist_entries",
         "schedule": 300.0,
