@@ -299,7 +299,7 @@ class RegistryImport(models.Model):
     """One file (or archive of files) imported into a registry, with its progress."""
 
     class Kind(models.TextChoices):
-        FULL = "full", _("Full snapshot (replaces every number)")
+        FULL = "full", _("Full snapshot")
         ADD = "add", _("Add numbers")
         REMOVE = "remove", _("Remove numbers")
 

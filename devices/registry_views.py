@@ -35,6 +35,13 @@ from devices.registry import (
 
 PAGE_SIZE = 20
 COUNTRY_NAMES = {"BR": gettext_lazy("Brazil"), "US": gettext_lazy("United States")}
+# In a sentence: "telemarketing to Brazil is not screened".
+TO_COUNTRY = {"BR": gettext_lazy("to Brazil"), "US": gettext_lazy("to the United States")}
+KIND_CHOICES = [
+    (RegistryImport.Kind.FULL, gettext_lazy("Full snapshot (replaces every number)")),
+    (RegistryImport.Kind.ADD, gettext_lazy("Add the numbers in the file")),
+    (RegistryImport.Kind.REMOVE, gettext_lazy("Remove the numbers in the file")),
+]
 
 
 def operator_view(view):
@@ -66,12 +73,16 @@ def get_import_for_operator(import_id) -> RegistryImport:
 
 
 class UploadForm(forms.Form):
+    # Both forms share a page and field names: their own ids keep the labels apart.
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, auto_id="upload_%s", **kwargs)
+
     registry = forms.ModelChoiceField(
         label=gettext_lazy("Registry"), queryset=Registry.objects.all(), empty_label=None
     )
     kind = forms.ChoiceField(
         label=gettext_lazy("Kind of file"),
-        choices=RegistryImport.Kind.choices,
+        choices=KIND_CHOICES,
         initial=RegistryImport.Kind.FULL,
         widget=forms.RadioSelect,
     )
@@ -87,6 +98,9 @@ class UploadForm(forms.Form):
 
 
 class LookupForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, auto_id="lookup_%s", **kwargs)
+
     registry = forms.ModelChoiceField(
         label=gettext_lazy("Registry"), queryset=Registry.objects.all(), empty_label=None
     )
@@ -120,6 +134,7 @@ def _rows(now) -> list[dict]:
             {
                 "registry": registry,
                 "country": COUNTRY_NAMES.get(registry.country, registry.country),
+                "to_country": TO_COUNTRY.get(registry.country, registry.country),
                 "age_days": age_days(registry, now),
                 "stale": stale,
                 "never": registry.last_imported_at is None,

@@ -3,6 +3,7 @@
 import pytest
 from django_tenants.utils import tenant_context
 
+from devices.models import Registry, RegistryImport
 from tests import factories
 from tests.helpers import client_for
 
@@ -16,6 +17,7 @@ PERSONAS = [
     "operator",
 ]
 LOGIN = "login"
+OPERATOR_PAGE = [LOGIN, 404, 404, 404, 404, 404, 200]
 
 # page -> expected outcome per persona (in PERSONAS order).
 # A path outcome means a 302 to that path; LOGIN means a redirect to the sign-in page.
@@ -69,6 +71,13 @@ MATRIX = {
     "/a/acme-one/lists/{list}/progress.json": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/contacts/{contact}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
+    # National registries: platform operators only.
+    "/platform/registries/": OPERATOR_PAGE,
+    "/platform/registries/?registry={us_dnc}&number=7135554101": OPERATOR_PAGE,
+    "/platform/registries/imports/{registry_import}/": OPERATOR_PAGE,
+    "/platform/registries/imports/{registry_import}/progress.json": OPERATOR_PAGE,
+    "/platform/registries/imports/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/platform/registries/": [404] * 7,
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
 
@@ -85,6 +94,8 @@ def test_page_access(personas, page, persona, expected):
         listing = factories.contact_list([{"client_id": "X1", "phones": ["+17135554101"]}])
         sub = factories.sub_campaign(listing, activate=False)
         contact = listing.contacts.get()
+    us_dnc = Registry.objects.get(country="US")
+    registry_import = RegistryImport.objects.create(registry=us_dnc, kind="full", source_name="x")
     ids = {
         "ent_a": personas.ent_a.pk,
         "ent_b": personas.ent_b.pk,
@@ -95,6 +106,8 @@ def test_page_access(personas, page, persona, expected):
         "sub": sub.pk,
         "list": listing.pk,
         "contact": contact.pk,
+        "us_dnc": us_dnc.pk,
+        "registry_import": registry_import.pk,
     }
     url = page.format(**ids)
     response = client_for(personas, persona).get(url)

@@ -631,7 +631,10 @@ def test_operator_page_lists_registries_with_size_date_age_and_badge(personas):
 def test_operator_page_warns_about_registries_never_imported(personas):
     body = client_for(personas, "operator").get(INDEX).content.decode()
     assert body.count(">Never imported<") == 2
-    assert "telemarketing to numbers in Brazil is not screened against it" in body
+    assert (
+        "Não Me Perturbe has never been imported: telemarketing to Brazil is not screened" in body
+    )
+    assert "telemarketing to the United States is not screened against it" in body
 
 
 def test_upload_queues_an_import_and_shows_its_progress_page(personas):

@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
             name='RegistryImport',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('full', 'Full snapshot (replaces every number)'), ('add', 'Add numbers'), ('remove', 'Remove numbers')], max_length=8, verbose_name='kind')),
+                ('kind', models.CharField(choices=[('full', 'Full snapshot'), ('add', 'Add numbers'), ('remove', 'Remove numbers')], max_length=8, verbose_name='kind')),
                 ('status', models.CharField(choices=[('queued', 'Queued'), ('importing', 'Importing'), ('ready', 'Imported'), ('failed', 'Failed')], default='queued', max_length=10, verbose_name='status')),
                 ('source_name', models.CharField(max_length=255, verbose_name='file')),
                 ('upload_path', models.CharField(blank=True, max_length=500)),
