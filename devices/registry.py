@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+import psycopg
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -490,8 +491,29 @@ _LOOKUP_SQL = """
 SELECT b.registry_id, b.prefix, b.suffixes
 FROM public.devices_registryblock AS b
 JOIN public.devices_registry AS r ON r.id = b.registry_id AND r.generation = b.generation
-WHERE b.registry_id = ANY(%s::smallint[]) AND b.prefix = ANY(%s::bigint[])
+WHERE r.id = ANY(%s::bigint[]) AND b.prefix = ANY(%s::bigint[])
 """
+
+
+def _fetch_blocks(registries: list[int], prefixes: list[int]) -> list[tuple[int, int, bytes]]:
+    """The blocks, in one statement, with bytea in binary: half the bytes of hex text and
+    no decoding, which halves the cost of a gate batch. Django's cursors bind parameters
+    on the client, which rules binary results out, so this takes psycopg's own cursor on
+    the same connection (same transaction; no prepared statement, for poolers) and logs
+    the query as Django's debug cursor would, so query counts still see it."""
+    connection.ensure_connection()
+    started = time.monotonic()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_LOOKUP_SQL, [registries, prefixes], binary=True, prepare=False)
+        rows = cursor.fetchall()
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {
+                "sql": f"{_LOOKUP_SQL.strip()} -- {len(prefixes)} prefixes",
+                "time": f"{time.monotonic() - started:.3f}",
+            }
+        )
+    return rows
 
 
 def listed(pairs: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
@@ -505,12 +527,10 @@ def listed(pairs: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
     registries = sorted({r for r, _ in wanted})
     prefixes = sorted({p for _, p in wanted})
     found = set()
-    with connection.cursor() as cursor:
-        cursor.execute(_LOOKUP_SQL, [registries, prefixes])
-        for registry_id, prefix, data in cursor.fetchall():
-            for key, suffix in wanted.get((registry_id, prefix), ()):
-                if block_contains(bytes(data), suffix):
-                    found.add((registry_id, key))
+    for registry_id, prefix, data in _fetch_blocks(registries, prefixes):
+        for key, suffix in wanted.get((registry_id, prefix), ()):
+            if block_contains(data, suffix):
+                found.add((registry_id, key))
     return found
 
 
