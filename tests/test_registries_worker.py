@@ -4,12 +4,15 @@ numbers in the gate. Committed data, so the registries are put back afterwards."
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditEvent, Enterprise, User
 from devices.models import Registry, RegistryBlock, RegistryImport
@@ -114,3 +117,21 @@ def test_worker_reports_a_file_it_cannot_import(celery_worker, restored):
     assert final["error"] == "No Não Me Perturbe numbers found in the file: nothing was imported."
     br.refresh_from_db()
     assert (br.size, br.last_imported_at) == (0, None)
+
+
+def test_an_upload_queued_while_the_broker_was_down_is_sent_by_the_sweep(celery_worker, restored):
+    from devices.tasks import resume_queued_registry_imports
+
+    us = Registry.objects.get(country="US")
+    stored = default_storage.save("registries/sweep-test.txt", ContentFile(b"7135554101\n"))
+    job = RegistryImport.objects.create(
+        registry=us, kind="full", source_name="sweep.txt", upload_path=stored, bytes_total=11
+    )
+    RegistryImport.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    fresh = RegistryImport.objects.create(registry=us, kind="full", source_name="new.txt",
+                                          upload_path="registries/new.txt")  # fmt: skip
+    assert resume_queued_registry_imports() == 1
+    assert _wait(_operator_client(), job.pk)[-1]["status"] == "ready"
+    assert RegistryImport.objects.get(pk=fresh.pk).status == "queued"  # not two minutes old
