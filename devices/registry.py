@@ -136,6 +136,26 @@ def block_contains(data: bytes, suffix: int) -> bool:
     return i < len(values) and values[i] == suffix
 
 
+def merge_block(data: bytes | None, change: list[int], *, remove: bool) -> tuple[bytes, int]:
+    """A block with suffixes added or removed: (payload, count). A bitmap is changed bit by
+    bit (no decoding: a change file touches thousands of dense blocks) unless it shrinks
+    to an array's size."""
+    if data is not None and len(data) == BITMAP_BYTES:
+        bitmap = bytearray(data)
+        for s in change:
+            if remove:
+                bitmap[s >> 3] &= ~(1 << (s & 7)) & 0xFF
+            else:
+                bitmap[s >> 3] |= 1 << (s & 7)
+        count = int.from_bytes(bitmap, "little").bit_count()
+        if count > ARRAY_MAX:
+            return bytes(bitmap), count
+        return encode_block(decode_block(bytes(bitmap))), count
+    current = set(decode_block(data)) if data is not None else set()
+    merged = current.difference(change) if remove else current.union(change)
+    return encode_block(sorted(merged)), len(merged)
+
+
 def split_key(e164: str) -> tuple[int, int]:
     """(prefix, suffix) of an E.164 key: ``+17135554101`` → (1713555, 4101)."""
     return divmod(int(e164[1:]), 10000)
@@ -616,26 +636,23 @@ def merge_numbers(
             for start in range(0, len(prefixes), MERGE_BATCH):
                 batch = prefixes[start : start + MERGE_BATCH]
                 cursor.execute(
-                    "SELECT prefix, suffixes FROM public.devices_registryblock "
+                    "SELECT prefix, count, suffixes FROM public.devices_registryblock "
                     "WHERE registry_id = %s AND generation = %s AND prefix = ANY(%s::bigint[])",
                     [locked.pk, locked.generation, batch],
                 )
-                existing = {p: bytes(data) for p, data in cursor.fetchall()}
+                existing = {p: (n, bytes(data)) for p, n, data in cursor.fetchall()}
                 for prefix in batch:
-                    had = existing.get(prefix)
-                    current = set(decode_block(had)) if had is not None else set()
-                    change = changes[prefix]
-                    if remove:
-                        merged = current.difference(change)
-                        removed += len(current) - len(merged)
-                    else:
-                        merged = current.union(change)
-                        added += len(merged) - len(current)
-                    if len(merged) == len(current):
+                    before, had = existing.get(prefix, (0, None))
+                    payload, after = merge_block(had, changes[prefix], remove=remove)
+                    if after == before:
                         continue
-                    if merged:
-                        upserts.append((prefix, len(merged), encode_block(sorted(merged))))
-                    elif had is not None:
+                    if remove:
+                        removed += before - after
+                    else:
+                        added += after - before
+                    if after:
+                        upserts.append((prefix, after, payload))
+                    else:
                         empties.append(prefix)
             cursor.execute(
                 "CREATE TEMP TABLE registry_merge (prefix int8, count int2, suffixes bytea) "

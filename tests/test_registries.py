@@ -740,3 +740,20 @@ def test_only_operators_see_the_navigation_link(personas):
     assert INDEX in client_for(personas, "operator").get("/").content.decode()
     body = client_for(personas, "ent_admin").get("/", follow=True).content.decode()
     assert INDEX not in body
+
+
+@pytest.mark.parametrize(
+    ("start", "change", "remove"),
+    [(0, 5, False), (100, 600, False), (620, 10, False), (700, 50, True), (700, 100, True),
+     (5000, 4990, True), (3, 3, True), (10_000, 1, True)],
+)  # fmt: skip
+def test_merging_a_block_matches_set_arithmetic(start, change, remove):
+    rng = random.Random(start * 31 + change)
+    current = set(rng.sample(range(10_000), start))
+    pool = sorted(current) if remove else range(10_000)
+    changed = sorted(rng.sample(pool, min(change, len(pool))))
+    data = reg.encode_block(sorted(current)) if current else None
+    payload, count = reg.merge_block(data, changed, remove=remove)
+    expected = current.difference(changed) if remove else current.union(changed)
+    assert (reg.decode_block(payload) if count else [], count) == (sorted(expected), len(expected))
+    assert len(payload) == (2 * count if count <= reg.ARRAY_MAX else reg.BITMAP_BYTES)
