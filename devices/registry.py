@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 TELEMARKETING = "telemarketing"  # campaigns.models.Purpose.TELEMARKETING
 MAX_UPLOAD_MB = 500
+MAX_UNZIPPED_BYTES = 8 * 1024**3  # a zip expanding past this is refused, not read
 REJECTED_KEPT = 1000
 STALE_RETRY = dt.timedelta(hours=1)
 BITMAP_BYTES = 1250  # 10,000 suffixes, one bit each
@@ -422,6 +423,11 @@ def sources_for(opener, name: str, size: int, stack: contextlib.ExitStack) -> li
     ]
     if not members:
         raise FileProblem(_("%(name)s has no .txt or .csv files inside.") % {"name": name})
+    if sum(info.file_size for info in members) > MAX_UNZIPPED_BYTES:
+        raise FileProblem(
+            _("%(name)s expands to more than %(limit)s GB; import its files one by one.")
+            % {"name": name, "limit": MAX_UNZIPPED_BYTES // 1024**3}
+        )
     return [
         Source(f"{name}:{info.filename}", lambda info=info: archive.open(info), info.file_size)
         for info in sorted(members, key=lambda i: i.filename)

@@ -35,8 +35,9 @@ from devices.registry import (
 
 PAGE_SIZE = 20
 COUNTRY_NAMES = {"BR": gettext_lazy("Brazil"), "US": gettext_lazy("United States")}
-# In a sentence: "telemarketing to Brazil is not screened".
+# In sentences: "telemarketing to Brazil is not screened", "not a Brazilian number".
 TO_COUNTRY = {"BR": gettext_lazy("to Brazil"), "US": gettext_lazy("to the United States")}
+NUMBER_OF = {"BR": gettext_lazy("Brazilian"), "US": gettext_lazy("US")}
 KIND_CHOICES = [
     (RegistryImport.Kind.FULL, gettext_lazy("Full snapshot (replaces every number)")),
     (RegistryImport.Kind.ADD, gettext_lazy("Add the numbers in the file")),
@@ -118,8 +119,8 @@ class LookupForm(forms.Form):
         if registry_country(key) != registry.country:
             raise ValidationError(
                 {
-                    "number": _("%(number)s is not a number in %(country)s.")
-                    % {"number": key, "country": COUNTRY_NAMES.get(registry.country)}
+                    "number": _("%(number)s is not a %(country)s number.")
+                    % {"number": key, "country": NUMBER_OF.get(registry.country)}
                 }
             )
         data["key"] = key

@@ -692,7 +692,7 @@ def test_lookup_box_answers_and_is_audited(personas):
     assert "+17135554109 is not on US National DNC." in body
     assert AuditEvent.objects.filter(action="registry.lookup").count() == 2
     body = client.get(INDEX, {"registry": us, "number": "+55 11 91234-5678"}).content.decode()
-    assert "+5511912345678 is not a number in United States." in body
+    assert "+5511912345678 is not a US number." in body
     body = client.get(INDEX, {"registry": us, "number": "hello"}).content.decode()
     assert "is not a phone number" in body
     assert AuditEvent.objects.filter(action="registry.lookup").count() == 2

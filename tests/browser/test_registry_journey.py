@@ -74,3 +74,41 @@ def test_operator_imports_a_snapshot_and_sees_size_and_date(
     )
     expect(page.get_by_test_id("imports-table")).to_contain_text("nao-me-perturbe-2026-11.csv")
     screenshot("registries-after-import")
+
+
+@pytest.fixture
+def stale_nmp_and_a_telemarketing_sub(restored):
+    from django_tenants.utils import tenant_context
+
+    from accounts.models import Account
+    from campaigns.models import Campaign, Purpose
+    from devices.models import Registry
+    from tests import factories
+
+    Registry.objects.filter(country="BR").update(
+        last_imported_at=timezone.now() - dt.timedelta(days=40), size=2, generation=1
+    )
+    account = Account.objects.get(slug="bor-one")
+    with tenant_context(account):
+        listing = factories.contact_list([{"client_id": "TM1", "phones": ["+5511912345600"]}])
+        sub = factories.sub_campaign(
+            listing, purpose=Purpose.TELEMARKETING, activate=False,
+            campaign_name="Oferta de Natal", name="Ligações",
+        )  # fmt: skip
+    yield sub
+    with tenant_context(account):
+        Campaign.objects.filter(name="Oferta de Natal").delete()
+        listing.delete()
+
+
+def test_telemarketing_start_is_refused_while_the_registry_is_stale(
+    page, screenshot, stale_nmp_and_a_telemarketing_sub
+):
+    sub = stale_nmp_and_a_telemarketing_sub
+    sign_in(page, "ent.admin@borealis.test", PASSWORD)
+    page.goto(f"/a/bor-one/sub-campaigns/{sub.pk}/")
+    page.get_by_role("button", name="Iniciar").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Não Me Perturbe")
+    expect(page.get_by_test_id("registry-banner")).to_be_visible()
+    expect(page.get_by_test_id("sub-campaign-title")).to_contain_text("Ligações")
+    screenshot("registry-stale-sub-campaign")
