@@ -19,12 +19,13 @@ statement, so they see the old numbers or the new ones, never a mix.
 code and exchange start with 2–9. Brazilian lines are DDD + number: 10 digits (a landline,
 starting 2–5, or 7 for trunked radio, after the DDD) or 11 (a mobile, 9 after the DDD),
 optionally after ``55`` or ``+55``; a number written with ``+`` must carry the registry's
-country code. Spaces, dashes, dots and brackets are ignored; the US "area code,number" form is
-accepted. This is a structural check, not ``phonenumbers``: it accepts every number
-``phonenumbers`` would (and a few unassigned area codes), at ~1 µs a line instead of ~25 µs,
-which is what lets 15 M lines import in under a minute. Simple CSV is accepted: the first
-column, or the column whose header is phone/number/telefone. Malformed lines are counted,
-the first ``REJECTED_KEPT`` kept with their line numbers, and the good lines imported.
+country code. Spaces, dashes, dots and brackets are ignored; the US "area code,number" form
+is accepted. This is a structural check, not ``phonenumbers``: it accepts every landline and
+mobile number ``phonenumbers`` calls valid (and a few unassigned area codes), at about 2 µs
+a line instead of 30-40 µs, which is what lets a 15 M-line file import in under a minute
+(bench/README.md). Simple CSV is accepted: the first column, or the column whose header is
+phone/number/telefone. Malformed lines are counted, the first ``REJECTED_KEPT`` kept with
+their line numbers, and the good lines imported.
 
 **Staleness.** A registry imported more than ``max_age_days`` ago (30 for Brazil, 31 for
 the US) is stale: the policy gate defers telemarketing to its country and telemarketing
@@ -473,10 +474,6 @@ def age_days(registry: Registry, now: dt.datetime | None = None) -> int | None:
     if registry.last_imported_at is None:
         return None
     return ((now or timezone.now()) - registry.last_imported_at).days
-
-
-def registries_by_country() -> dict[str, Registry]:
-    return {r.country: r for r in Registry.objects.all()}
 
 
 def stale_detail(registry: Registry) -> str:
