@@ -10,6 +10,7 @@ from accounts.actions import audit
 from campaigns.models import Campaign, DialState, SubCampaign
 from campaigns.states import sync_dial_states
 from devices.models import ActiveSubCampaign
+from devices.registry import refuse_stale_start
 
 
 def _account():
@@ -76,6 +77,8 @@ def do_activate_sub_campaign(sub: SubCampaign, *, actor=None, request=None) -> S
     sub = SubCampaign.objects.select_for_update().get(pk=sub.pk)
     if not sub.contact_lists.exists():
         raise ValidationError(_("Attach at least one contact list before starting."))
+    # Telemarketing waits for a current copy of the national registry of its country.
+    refuse_stale_start(sub.purpose, _account().enterprise.default_region)
     sub.full_clean()
     previous = sub.status
     sub.status = SubCampaign.Status.ACTIVE

@@ -4,8 +4,7 @@ Callers ask in batches (the dispatcher) or one at a time (the attempt task, insi
 transaction that authorises the dial). Each answer is DIAL, SUPPRESS (with the rule
 that stopped it) or DEFER (with when to try again). The rules, in order of precedence
 (see design.md §3), are: enterprise device settings, campaign blacklists, national
-registries, calling windows and holidays, attempt caps. This module holds the last two
-today; the others join it here.
+registries, calling windows and holidays, attempt caps. Campaign blacklists join it here.
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ from django.utils import timezone
 
 from accounts.models import Enterprise
 from devices.keys import PHONE, country_of_phone, kind_of_key, time_zones_for_phone
-from devices.models import CallingWindow, Channel, DeviceSetting, Holiday
+from devices.models import CallingWindow, Channel, DeviceSetting, Holiday, Registry
+from devices.registry import STALE_RETRY, TELEMARKETING, is_stale, listed, registry_country
+from devices.registry import stale_detail as registry_stale_detail
 
 DIAL = "dial"
 SUPPRESS = "suppress"
@@ -29,6 +30,8 @@ DEFER = "defer"
 
 RULE_DEVICE_BLOCK = "device_block"
 RULE_CAMPAIGN_BLACKLIST = "campaign_blacklist"
+RULE_REGISTRY_STALE = "registry_stale"
+RULE_NATIONAL_REGISTRY = "national_registry"
 RULE_CALLING_WINDOW = "calling_window"
 RULE_HOLIDAY = "holiday"
 RULE_ATTEMPT_CAP = "attempt_cap"
@@ -84,6 +87,9 @@ class PolicyGate:
             date__lte=self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2),
         ):
             self.holidays.setdefault(holiday.region, set()).add(holiday.date)
+        # National registries by country (two rows), with their staleness at this instant.
+        self.registries = {r.country: r for r in Registry.objects.all()}
+        self.stale_registries = {c for c, r in self.registries.items() if is_stale(r, self.now)}
 
     # --- the batch API -------------------------------------------------------------
 
@@ -92,9 +98,10 @@ class PolicyGate:
         counts = self._recent_attempt_counts(keys)
         settings = self._device_settings(keys)
         blacklisted = self._blacklist_hits(requests)
+        on_registry = self._registry_hits(requests, settings)
         decisions = []
         for request in requests:
-            decision = self._decide_one(request, counts, settings, blacklisted)
+            decision = self._decide_one(request, counts, settings, blacklisted, on_registry)
             if decision.dial:  # later requests in this batch count this one
                 counts.setdefault(request.device_key, []).append(self.now)
             decisions.append(decision)
@@ -111,6 +118,7 @@ class PolicyGate:
         counts: dict[str, list[dt.datetime]],
         settings: dict[str, DeviceSetting],
         blacklisted: dict,
+        on_registry: dict[str, Registry] | None = None,
     ) -> Decision:
         # 1. The enterprise's own setting for the device: a Block stops every account.
         setting = settings.get(request.device_key)
@@ -122,6 +130,21 @@ class PolicyGate:
         if hit is not None:
             detail = f"{hit.blacklist_name}: {hit.reason}".rstrip(": ")
             return Decision(SUPPRESS, RULE_CAMPAIGN_BLACKLIST, detail[:255], ref=hit.blacklist_id)
+        # 3. National registries, for telemarketing only; an Allow (consent on file)
+        #    exempts the device from them, stale or not.
+        if self._screened(request, settings):
+            country = registry_country(request.device_key)
+            if country in self.stale_registries:
+                registry = self.registries[country]
+                return Decision(
+                    DEFER,
+                    RULE_REGISTRY_STALE,
+                    registry_stale_detail(registry)[:255],
+                    retry_at=self.now + STALE_RETRY,
+                )
+            registry = (on_registry or {}).get(request.device_key)
+            if registry is not None:
+                return Decision(SUPPRESS, RULE_NATIONAL_REGISTRY, registry.name)
         if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
             decision = self._window(request.device_key, request.time_zone)
             if decision is not None:
@@ -173,6 +196,31 @@ class PolicyGate:
             detail = f"{len(recent)} attempts in {self.enterprise.attempt_cap_days} days"
             return Decision(DEFER, RULE_ATTEMPT_CAP, detail, retry_at=retry_at)
         return Decision(DIAL)
+
+    def _screened(self, request: DialRequest, settings: dict[str, DeviceSetting]) -> bool:
+        """Whether the registry rule applies: telemarketing to a phone, without an Allow."""
+        if request.purpose != TELEMARKETING or kind_of_key(request.device_key) != PHONE:
+            return False
+        setting = settings.get(request.device_key)
+        return setting is None or setting.action != DeviceSetting.Action.ALLOW
+
+    def _registry_hits(
+        self, requests: Sequence[DialRequest], settings: dict[str, DeviceSetting]
+    ) -> dict[str, Registry]:
+        """The registry each screened device is on, for the whole batch in one query.
+        Registries never imported, or stale (their rule defers anyway), are not read."""
+        pairs = {}
+        for request in requests:
+            if request.device_key in pairs or not self._screened(request, settings):
+                continue
+            registry = self.registries.get(registry_country(request.device_key))
+            if registry is None or not registry.generation:
+                continue
+            if registry.country in self.stale_registries:
+                continue
+            pairs[request.device_key] = registry
+        found = listed((registry.pk, key) for key, registry in pairs.items())
+        return {key: registry for key, registry in pairs.items() if (registry.pk, key) in found}
 
     def _device_settings(self, keys: set[str]) -> dict[str, DeviceSetting]:
         """The setting in force per device: the latest saved, unless cleared or expired."""

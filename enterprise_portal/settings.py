@@ -205,6 +205,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.resume_queued_imports",
         "schedule": 300.0,
     },
+    "resume-queued-registry-imports": {
+        "task": "devices.tasks.resume_queued_registry_imports",
+        "schedule": 300.0,
+    },
     "device-block-expiry": {
         "task": "devices.tasks.release_expired_blocks",
         "schedule": 300.0,

@@ -19,4 +19,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("accounts.urls")),
     path("", include("devices.urls")),
+    path("", include("devices.registry_urls")),
 ]

@@ -5,7 +5,7 @@ from django_tenants.utils import tenant_context
 
 from campaigns.blacklists import do_add_entry, do_create_blacklist
 from campaigns.models import BlacklistImport
-from devices.models import DeviceSetting
+from devices.models import DeviceSetting, Registry, RegistryImport
 from tests import factories
 from tests.helpers import client_for
 
@@ -19,6 +19,7 @@ PERSONAS = [
     "operator",
 ]
 LOGIN = "login"
+OPERATOR_PAGE = [LOGIN, 404, 404, 404, 404, 404, 200]
 
 # page -> expected outcome per persona (in PERSONAS order).
 # A path outcome means a 302 to that path; LOGIN means a redirect to the sign-in page.
@@ -137,6 +138,13 @@ MATRIX = {
     "/enterprises/{ent_b}/devices/blocking/{setting}/": [LOGIN, 404, 404, 404, 404, 404, 404],
     "/enterprises/{ent_a}/devices/blocking/999999/": [LOGIN, 404, 403, 403, 404, 404, 404],
     "/password/change/": [LOGIN, 200, 200, 200, 200, 200, 200],
+    # National registries: platform operators only.
+    "/platform/registries/": OPERATOR_PAGE,
+    "/platform/registries/?registry={us_dnc}&number=7135554101": OPERATOR_PAGE,
+    "/platform/registries/imports/{registry_import}/": OPERATOR_PAGE,
+    "/platform/registries/imports/{registry_import}/progress.json": OPERATOR_PAGE,
+    "/platform/registries/imports/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/platform/registries/": [404] * 7,
     "/admin/": ["/admin/login/?next=/admin/"] * 6 + [200],
 }
 
@@ -161,6 +169,8 @@ def test_page_access(personas, page, persona, expected):
     setting = DeviceSetting.objects.create(
         enterprise=personas.ent_a, device_key="+17135554101", action="block", source="manual"
     )
+    us_dnc = Registry.objects.get(country="US")
+    registry_import = RegistryImport.objects.create(registry=us_dnc, kind="full", source_name="x")
     ids = {
         "blacklist": blacklist.pk,
         "entry": entry.pk,
@@ -175,6 +185,8 @@ def test_page_access(personas, page, persona, expected):
         "list": listing.pk,
         "contact": contact.pk,
         "setting": setting.pk,
+        "us_dnc": us_dnc.pk,
+        "registry_import": registry_import.pk,
     }
     url = page.format(**ids)
     response = client_for(personas, persona).get(url)
