@@ -168,8 +168,8 @@ def _write(job: BlacklistImport, chunk: list[tuple[str, str, str]], reader: _Rea
                 expires_at=None,
                 added_by=job.created_by_label or "import",
             )
-            job.added += len(added)
-            job.duplicates += len(chunk) - len(added)
+            job.added += added
+            job.duplicates += len(chunk) - added
         job.save(
             update_fields=[
                 "status", "bytes_read", "lines_read", "added", "duplicates", "rejected",

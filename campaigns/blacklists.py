@@ -352,7 +352,7 @@ def add_entries(
 ) -> tuple[list[str], int]:
     """Inserts entries (kind, key), skipping keys already listed; suppresses matching
     states. Call inside a transaction that holds the campaigns' locks.
-    Returns (the keys added, states suppressed)."""
+    Returns (how many entries were added, states suppressed)."""
     now = now or timezone.now()
     if not entries:
         return [], 0
@@ -362,7 +362,7 @@ def add_entries(
     reasons = [(entry[2] if len(entry) > 2 and entry[2] else reason)[:255] for entry in entries]
     with connection.cursor() as cursor:
         # COPY into a scratch table, then one INSERT … ON CONFLICT: the cheapest way in
-        # for tens of thousands of rows (no parameter arrays to parse).
+        # for tens of thousands of rows (no parameter arrays to build and parse).
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS blacklist_import_rows "
             "(kind text, device_key text, reason text) ON COMMIT DELETE ROWS"
@@ -370,8 +370,9 @@ def add_entries(
         with cursor.cursor.copy(
             "COPY blacklist_import_rows (kind, device_key, reason) FROM STDIN"
         ) as copy:
-            for kind, key, row_reason in zip(kinds, keys, reasons, strict=True):
-                copy.write_row((kind, key, row_reason))
+            for row in zip(kinds, keys, reasons, strict=True):
+                copy.write_row(row)
+        cursor.execute("ANALYZE blacklist_import_rows")  # so the joins below hash it
         cursor.execute(
             """
             INSERT INTO campaigns_blacklistentry
@@ -379,15 +380,28 @@ def add_entries(
                  expires_at)
             SELECT %s, kind, device_key, reason, %s, %s, %s, %s FROM blacklist_import_rows
             ON CONFLICT (blacklist_id, device_key) DO NOTHING
-            RETURNING device_key
             """,
             [blacklist.pk, source, now, added_by[:254], expires_at],
         )
-        added = [row[0] for row in cursor.fetchall()]
+        added = cursor.rowcount
+        # Every key of the chunk is on the list now (new or already there): their
+        # pending states in the list's campaigns stop.
+        suppressed = 0
+        campaign_ids = _campaign_ids(blacklist) if added else []
+        if campaign_ids:
+            # The few keys that have dial states, found from the chunk's side (its table is
+            # analysed; fresh states' statistics may not be), then suppressed by index.
+            cursor.execute(
+                "SELECT DISTINCT r.device_key FROM blacklist_import_rows r "
+                "JOIN campaigns_dialstate d ON d.device_key = r.device_key "
+                "WHERE d.status IN ('pending', 'dialing')"
+            )
+            matched = [row[0] for row in cursor.fetchall()]
+            if matched:
+                suppressed = suppress_states(
+                    blacklist, campaign_ids, GIVEN_KEYS, {"keys": matched, "now": now}
+                )
         cursor.execute("TRUNCATE blacklist_import_rows")
-    suppressed = suppress_states(
-        blacklist, _campaign_ids(blacklist), GIVEN_KEYS, {"keys": added, "now": now}
-    )
     return added, suppressed
 
 
