@@ -38,8 +38,9 @@ Targets (issue: device settings and the gate): at least 20,000 decisions/s in ba
 with ``--profile``, cProfile runs over batches and single decisions and the top functions
 are printed to stderr and included in the JSON.
 
-National registries do not exist yet: ``--registry-numbers`` (15 million once they do) is
-the hook where a later change loads them; today anything above 0 is refused.
+``--registry-numbers N`` loads N national registry numbers (US National DNC and Não Me
+Perturbe, synthetic) and makes the requests telemarketing, so rule 3 runs for every phone;
+the baseline then also asks the registry per device (``is_listed``).
 
 Prints one JSON object as its last line.
 """
@@ -255,16 +256,30 @@ LEDGER_COLUMNS = [
 ]  # fmt: skip
 
 
-def load_registry_numbers(count: int) -> dict:
-    """Hook for the national registries (do-not-call lists): 15 million numbers at full size.
+PURPOSE = "collections"  # telemarketing once registries are loaded: rule 3 then runs
 
-    Registries are not implemented yet, so nothing is loaded; a later change fills this in
-    (bulk COPY into the registry table) and the gate's figures then include rule 3.
-    """
-    if count:
-        raise NotImplementedError("national registries are not implemented yet")
-    log("registry numbers: 0 (national registries are not implemented yet)")
-    return {"registry_numbers": 0, "registries_implemented": False}
+
+def load_registry_numbers(count: int) -> dict:
+    """The national registries at size: ``count`` synthetic numbers split between the US
+    National DNC (two thirds) and Não Me Perturbe, loaded as full snapshots through
+    ``devices.registry.load_synthetic``. With any loaded, requests are telemarketing, so
+    every phone request also asks rule 3 (an Allow on file exempts)."""
+    global PURPOSE
+    if not count:
+        log("registry numbers: 0 (rule 3 not exercised: requests are collections)")
+        return {"registry_numbers": 0}
+    from devices.registry import load_synthetic, table_bytes
+
+    us = load_synthetic("US", count * 2 // 3)
+    log(f"registry: US {us['numbers']:,} numbers in {us['seconds']:.1f}s")
+    br = load_synthetic("BR", count - count * 2 // 3)
+    log(f"registry: BR {br['numbers']:,} numbers in {br['seconds']:.1f}s")
+    PURPOSE = "telemarketing"
+    return {
+        "registry_numbers": int(us["numbers"] + br["numbers"]),
+        "registry_load_s": round(us["seconds"] + br["seconds"], 1),
+        "registry_table_mb": round(table_bytes()["total"] / 1e6, 1),
+    }
 
 
 def set_up(settings_rows: int, ledger_total: int, now: dt.datetime, rng: random.Random) -> dict:
@@ -371,7 +386,7 @@ def make_batches(env: dict, count: int, size: int, rng: random.Random) -> list[l
             if rng.random() < 0.1:  # the list gave the contact's own zone
                 zone = rng.choice(["America/Chicago", "America/New_York", "America/Sao_Paulo"])
             batch.append(DialRequest(account.pk, account.pk * 10 + campaign,
-                                     account.pk * 100 + campaign, "collections", channel, key,
+                                     account.pk * 100 + campaign, PURPOSE, channel, key,
                                      zone))  # fmt: skip
         batches.append(batch)
     return batches
@@ -396,6 +411,15 @@ def per_device_decide(gate, request):
     if setting is not None and setting.applies_at(now) and setting.action == "block":
         detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
         return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
+    if request.purpose == "telemarketing" and kind_of_key(request.device_key) == PHONE:
+        from devices.models import Registry
+        from devices.registry import is_listed, registry_country
+
+        country = registry_country(request.device_key)
+        registry = Registry.objects.filter(country=country).first() if country else None
+        allowed = setting is not None and setting.applies_at(now) and setting.action == "allow"
+        if registry is not None and not allowed and is_listed(registry, request.device_key):
+            return Decision(SUPPRESS, "national_registry", registry.name)
     if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
         decision = gate._window(request.device_key, request.time_zone)
         if decision is not None:
@@ -630,11 +654,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile even if targets are met")
     parser.add_argument(
         "--registry-numbers", type=int, default=0,
-        help="national registry numbers to load (15,000,000 once registries exist)",
+        help="national registry numbers to load (e.g. 15,000,000)",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.registry_numbers:
-        parser.error("national registries are not implemented yet: --registry-numbers must be 0")
     settings_rows = args.settings or (SETTINGS_QUICK if args.quick else SETTINGS_FULL)
     ledger_total = args.ledger or settings_rows * LEDGER_PER_SETTING
     batches_n = args.batches or (20 if args.quick else 100)
