@@ -568,9 +568,12 @@ def test_the_start_button_shows_why_and_the_page_shows_a_banner(personas, bor_on
         page = f"/a/bor-one/sub-campaigns/{sub.pk}/"
         response = client.post(f"{page}start/", follow=True)
         body = response.content.decode()
-        assert "Telemarketing cannot start: the Não Me Perturbe registry" in body
+        # Borealis works in Portuguese (Brazil).
+        assert "O telemarketing não pode ser iniciado: a última importação do cadastro " \
+               "Não Me Perturbe" in body  # fmt: skip
         assert 'data-testid="registry-banner"' in body
-        assert "Telemarketing dialling is held: Não Me Perturbe was last imported on" in body
+        assert "A discagem de telemarketing está suspensa: a última importação do cadastro " \
+               "Não Me Perturbe" in body  # fmt: skip
         other = client.get(f"/a/bor-one/sub-campaigns/{collections.pk}/").content.decode()
         assert 'data-testid="registry-banner"' not in other
 
