@@ -13,7 +13,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from django.db import connection
 from django.utils import timezone
@@ -105,9 +105,16 @@ class PolicyGate:
                     self.windows[region] = (start, end)
                 else:
                     self.holidays.setdefault(region, set()).add(day)
-        # National registries by country (two rows), with their staleness at this instant.
-        self.registries = {r.country: r for r in Registry.objects.all()}
-        self.stale_registries = {c for c, r in self.registries.items() if is_stale(r, self.now)}
+
+    # National registries by country (two rows), with their staleness at this instant:
+    # read only by gates that meet a telemarketing request.
+    @cached_property
+    def registries(self) -> dict[str, Registry]:
+        return {r.country: r for r in Registry.objects.all()}
+
+    @cached_property
+    def stale_registries(self) -> set[str]:
+        return {c for c, r in self.registries.items() if is_stale(r, self.now)}
 
     # --- the batch API -------------------------------------------------------------
 
