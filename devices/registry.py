@@ -611,6 +611,10 @@ def replace_numbers(
         locked.save(update_fields=["generation", "size", "last_imported_at", "last_full_import_at"])
         for name in ("generation", "size", "last_imported_at", "last_full_import_at"):
             setattr(registry, name, getattr(locked, name))
+    if not connection.in_atomic_block:
+        # Millions of new rows: fresh statistics, or the gate's lookup is planned as a scan.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE public.devices_registryblock")
     return before, size
 
 
