@@ -168,6 +168,11 @@ def main() -> None:
         sys.exit("no start signal")
     result = {"dial": dial, "block": block}[spec["role"]](spec)
     print(json.dumps({"name": spec["name"], **result}), flush=True)
+    # The process fails (the test asserts its exit status) when its own work failed: a
+    # database error anywhere, or a blocker that did not save every block it was given.
+    assert not result["errors"], result["errors"]
+    if spec["role"] == "block":
+        assert result["blocks"] == spec["count"], f"{result['blocks']} of {spec['count']} saved"
 
 
 if __name__ == "__main__":
