@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -13,6 +12,7 @@ from django.db.models import Count
 from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -47,7 +47,7 @@ from campaigns.blacklists import (
 )
 from campaigns.models import Blacklist, BlacklistEntry, Campaign
 from devices.keys import DeviceKeyError
-from devices.trace_csv import safe_cell
+from devices.trace_csv import stream_csv
 
 ENTRIES_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 50
@@ -273,37 +273,28 @@ def blacklist_delete(request, blacklist_id):
     )  # fmt: skip
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @account_view(roles=ALL_ROLES)
 @require_GET
 def blacklist_export(request, blacklist_id):
     blacklist = get_blacklist_for(request.account_access, blacklist_id)
-    writer = csv.writer(_Echo())
-    zone = timezone.get_current_timezone()
 
     def rows():
-        yield writer.writerow(
-            [_("Number or extension"), _("Type"), _("Reason"), _("Source"), _("Added by"),
-             _("Added"), _("Expires")]
-        )  # fmt: skip
+        yield [_("Number or extension"), _("Type"), _("Reason"), _("Source"), _("Added by"),
+               _("Added"), _("Expires")]  # fmt: skip
         entries = BlacklistEntry.objects.filter(blacklist=blacklist).order_by("id")
         for entry in entries.iterator(chunk_size=5000):
-            yield writer.writerow(
-                [
-                    entry.device_key, entry.get_kind_display(), safe_cell(entry.reason),
-                    entry.get_source_display(), safe_cell(entry.created_by_label),
-                    entry.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-                    entry.expires_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-                    if entry.expires_at else "",
-                ]
-            )  # fmt: skip
+            yield [
+                entry.device_key, entry.get_kind_display(), entry.reason,
+                entry.get_source_display(), entry.created_by_label,
+                timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M"),
+                timezone.localtime(entry.expires_at).strftime("%Y-%m-%d %H:%M")
+                if entry.expires_at else "",
+            ]  # fmt: skip
 
     audit_export(request, blacklist)
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    enterprise = connection.tenant.enterprise
+    content = stream_csv(rows(), time_zone=enterprise.time_zone, language=get_language())
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     slug = "".join(ch if ch.isalnum() else "-" for ch in blacklist.name)[:60]
     response["Content-Disposition"] = f'attachment; filename="blacklist-{slug}.csv"'
     return response

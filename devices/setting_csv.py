@@ -9,14 +9,14 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from devices.actions import SettingInput
 from devices.blocking import ExpiryError, parse_expiry, saved_by
 from devices.keys import DeviceKeyError, parse_device
 from devices.models import DeviceSetting
-from devices.trace_csv import safe_cell
+from devices.trace_csv import stream_csv
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_IMPORT_LINES = 50_000
@@ -212,36 +212,22 @@ def _line(
 def settings_csv_rows(
     settings: Iterable[DeviceSetting], *, time_zone: str, language: str | None
 ) -> Iterator[str]:
-    """The rows, produced while the response streams (after the request's own time zone
-    and language are gone, so both are set here again)."""
-    with timezone.override(time_zone), translation.override(language):
-        yield from _rows(settings)
+    return stream_csv(_rows(settings), time_zone=time_zone, language=language)
 
 
-def _rows(settings: Iterable[DeviceSetting]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate(0)
-        return value
-
-    writer.writerow([
+def _rows(settings: Iterable[DeviceSetting]) -> Iterator[list]:
+    yield [
         _("Device"), _("Setting"), _("Reason"), _("Source"), _("Saved by"), _("Saved at"),
         _("Expires"),
-    ])  # fmt: skip
-    yield "\ufeff" + flush()  # BOM: Excel opens UTF-8 (Portuguese reasons) correctly
+    ]  # fmt: skip
     labels = {DeviceSetting.Action.BLOCK: _("Block"), DeviceSetting.Action.ALLOW: _("Allow")}
     rows = settings.iterator(chunk_size=2000) if hasattr(settings, "iterator") else settings
     for s in rows:
         expires = (
             timezone.localtime(s.expires_at).strftime("%Y-%m-%d %H:%M") if s.expires_at else ""
         )
-        writer.writerow([safe_cell(v) for v in (
+        yield [
             s.device_key, labels.get(s.action, s.action), s.reason, s.get_source_display(),
             saved_by(s), timezone.localtime(s.created_at).strftime("%Y-%m-%d %H:%M:%S"),
             expires,
-        )])  # fmt: skip
-        yield flush()
+        ]  # fmt: skip

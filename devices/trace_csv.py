@@ -33,16 +33,11 @@ def _recording(attempt: Attempt) -> str:
     return _("N/A")
 
 
-def trace_csv_rows(
-    attempts: Iterable[Attempt], *, time_zone: str, language: str | None
-) -> Iterator[str]:
-    """The rows, produced while the response streams: after the request's own time zone
-    and language are gone, so both are set here again."""
-    with timezone.override(time_zone), translation.override(language):
-        yield from _rows(attempts)
-
-
-def _rows(attempts: Iterable[Attempt]) -> Iterator[str]:
+def stream_csv(rows: Iterable[Iterable], *, time_zone: str, language: str | None) -> Iterator[str]:
+    """CSV text for a streaming response: ``rows`` (a generator whose first row is the
+    header) runs while the response streams, after the request's own time zone and language
+    are gone, so both are set here again. Every cell is neutralised for spreadsheets; a BOM
+    first lets Excel open UTF-8 (Portuguese names) correctly."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -52,19 +47,31 @@ def _rows(attempts: Iterable[Attempt]) -> Iterator[str]:
         buffer.truncate(0)
         return value
 
-    writer.writerow([
+    with timezone.override(time_zone), translation.override(language):
+        yield "\ufeff"
+        for row in rows:
+            writer.writerow([safe_cell(value) for value in row])
+            yield flush()
+
+
+def trace_csv_rows(
+    attempts: Iterable[Attempt], *, time_zone: str, language: str | None
+) -> Iterator[str]:
+    return stream_csv(_rows(attempts), time_zone=time_zone, language=language)
+
+
+def _rows(attempts: Iterable[Attempt]) -> Iterator[list]:
+    yield [
         _("Date"), _("Account"), _("Client ID"), _("Campaign"), _("Sub-campaign"), _("Channel"),
         _("Direction"), _("Device"), _("Result"), _("Call Seconds"), _("Node"), _("Recording"),
         _("Message"), _("Carrier"), _("Source address"), _("Source type"), _("Stopped by"),
-    ])  # fmt: skip
-    yield "\ufeff" + flush()  # BOM: Excel opens UTF-8 (Portuguese names) correctly
+    ]  # fmt: skip
     for a in attempts.iterator(chunk_size=2000) if hasattr(attempts, "iterator") else attempts:
         direction = a.sms_direction if a.channel == Channel.SMS else a.get_direction_display()
-        writer.writerow([safe_cell(v) for v in (
+        yield [
             timezone.localtime(a.attempted_at).strftime("%Y-%m-%d %H:%M:%S"), a.account_name,
             a.client_id, a.campaign_name, a.sub_campaign_name, a.get_channel_display(), direction,
             a.device_key, a.get_disposition_display(), a.call_seconds, a.node, _recording(a),
             a.message, a.carrier_code, a.source_address, a.get_source_type_display(),
             a.suppression_rule,
-        )])  # fmt: skip
-        yield flush()
+        ]  # fmt: skip
