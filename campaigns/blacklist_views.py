@@ -43,6 +43,7 @@ from campaigns.blacklists import (
     do_record_agent_disposition,
     do_remove_entry,
     do_set_blacklist_campaigns,
+    do_set_campaign_blacklists,
     do_update_blacklist,
 )
 from campaigns.models import Blacklist, BlacklistEntry, Campaign
@@ -360,30 +361,16 @@ def campaign_blacklists(request, campaign_id):
     """The lists a campaign uses and its auto-add rule, from the campaign page."""
     campaign = get_campaign_for(request.account_access, campaign_id)
     form = AutoRuleForm(request.POST, instance=campaign)
-    wanted = set(
-        Blacklist.objects.filter(pk__in=request.POST.getlist("blacklists")).values_list(
-            "pk", flat=True
-        )
-    )
+    # Unknown or malformed ids are ignored: only this account's lists can be chosen.
+    chosen = [v for v in request.POST.getlist("blacklists") if v.isdigit()]
+    wanted = set(Blacklist.objects.filter(pk__in=chosen).values_list("pk", flat=True))
     if not form.is_valid():
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
-    from accounts.actions import audit
-
-    suppressed = released = 0
-    for blacklist in Blacklist.objects.all():
-        using = set(blacklist.campaigns.values_list("pk", flat=True))
-        target = using | {campaign.pk} if blacklist.pk in wanted else using - {campaign.pk}
-        if target != using:
-            s, r = do_set_blacklist_campaigns(
-                blacklist, Campaign.objects.filter(pk__in=target), actor=request.user,
-                request=request,
-            )  # fmt: skip
-            suppressed, released = suppressed + s, released + r
-    form.save()
-    audit(request.user, "campaign.auto_blacklist", account=connection.tenant, obj=campaign,
-          details={k: str(v) for k, v in form.cleaned_data.items()}, request=request)  # fmt: skip
+    suppressed, released = do_set_campaign_blacklists(
+        campaign, wanted, rule_form=form, actor=request.user, request=request
+    )
     messages.success(
         request,
         _("Blacklists saved: %(suppressed)s pending contact(s) removed, %(released)s released.")

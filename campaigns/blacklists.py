@@ -340,6 +340,29 @@ def do_set_blacklist_campaigns(
     return suppressed, released
 
 
+@transaction.atomic
+def do_set_campaign_blacklists(
+    campaign: Campaign, wanted: set[int], *, rule_form=None, actor=None, request=None
+) -> tuple[int, int]:
+    """From the campaign's side: exactly these lists, and (a valid form) its auto-add
+    rule, in one transaction. Only the lists that change are touched."""
+    current = set(campaign.blacklists.values_list("pk", flat=True))
+    suppressed = released = 0
+    for blacklist in Blacklist.objects.filter(pk__in=current ^ wanted).order_by("pk"):
+        using = set(_campaign_ids(blacklist))
+        target = using | {campaign.pk} if blacklist.pk in wanted else using - {campaign.pk}
+        s, r = do_set_blacklist_campaigns(
+            blacklist, Campaign.objects.filter(pk__in=target), actor=actor, request=request
+        )
+        suppressed, released = suppressed + s, released + r
+    if rule_form is not None:
+        rule_form.save()
+        details = {k: str(v) for k, v in rule_form.cleaned_data.items()}
+        audit(actor, "campaign.auto_blacklist", account=_account(), obj=campaign,
+              details=details, request=request)  # fmt: skip
+    return suppressed, released
+
+
 def add_entries(
     blacklist: Blacklist,
     entries: Sequence[tuple[str, ...]],

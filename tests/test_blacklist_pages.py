@@ -219,3 +219,15 @@ def test_an_agent_marks_do_not_call_and_the_device_is_blocked(personas):
                           {"attempt": 123456789, "code": "spam"}, follow=True)  # fmt: skip
     assert "Choose one of the contact" in foreign.content.decode()
     assert Attempt.objects.filter(device_key=NUMBER, disposition="ANSWERED").count() == 1
+
+
+def test_malformed_list_ids_on_the_campaign_page_are_ignored_not_a_500(personas):
+    with tenant_context(personas.acct_a1):
+        sub = factories.sub_campaign(factories.contact_list([{"phones": [NUMBER]}]))
+    url = f"/a/acme-one/campaigns/{sub.campaign_id}/blacklists/"
+    response = client_for(personas, "acct_admin").post(
+        url, {"blacklists": ["abc", "99999999"], "auto_unanswered_after": 0}
+    )
+    assert response.status_code == 302
+    with tenant_context(personas.acct_a1):
+        assert not Campaign.objects.get(pk=sub.campaign_id).blacklists.exists()
