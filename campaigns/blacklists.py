@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from accounts.actions import audit
 from campaigns.models import Blacklist, BlacklistEntry, Campaign
-from devices.keys import DeviceKeyError, normalize_extension, normalize_phone
+from devices.keys import normalize_extension, normalize_phone
 
 RULE_CAMPAIGN_BLACKLIST = "campaign_blacklist"
 REASON_PREFIX = RULE_CAMPAIGN_BLACKLIST + ":"
@@ -517,10 +517,6 @@ def arriving_suppressed(sub_campaign_ids: Sequence[int] | None = None) -> int:
             {"now": now, "subs": list(sub_campaign_ids or []), "prefix": REASON_PREFIX},
         )
         return cursor.rowcount
-
-
-def validation_message(exc: DeviceKeyError) -> str:
-    return str(exc) or _("Enter a phone number or an extension of 2 to 8 digits.")
 
 
 # --- auto-add rules and agent dispositions -----------------------------------------------
