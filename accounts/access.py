@@ -17,6 +17,10 @@ from django.http import Http404
 
 from accounts.models import Account, Enterprise, Membership, Role
 
+# Who may do what in an account: admins manage, agents follow and work contacts.
+ADMIN_ROLES = (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN)
+ALL_ROLES = (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN, Role.AGENT)
+
 
 @dataclass(frozen=True)
 class AccountAccess:
@@ -48,6 +52,16 @@ def pk_or_404(value) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise Http404 from None
+
+
+def in_current_account(access: AccountAccess) -> AccountAccess:
+    """The access, if it was checked for the account whose schema the request is in. An
+    account's objects are found by id in its own schema, so an id alone cannot reach
+    another account; this makes sure the access in hand is for that schema too."""
+    tenant = getattr(connection, "tenant", None)
+    if access is None or tenant is None or tenant.pk != access.account.pk:
+        raise Http404
+    return access
 
 
 def _memberships(user) -> list[Membership]:
@@ -155,5 +169,24 @@ def enterprise_view(view):
             raise Http404
         request.enterprise = get_enterprise_for_user(request.user, enterprise_id)
         return view(request, request.enterprise, *args, **kwargs)
+
+    return wrapper
+
+
+def operator_view(view):
+    """Decorator for platform pages (public schema): login, then platform operators
+    (superusers) only: 404 for everyone else, 403 for platform staff who are not."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if connection.schema_name != "public":
+            raise Http404
+        if not request.user.is_superuser:
+            if request.user.is_staff:
+                raise PermissionDenied
+            raise Http404
+        return view(request, *args, **kwargs)
 
     return wrapper

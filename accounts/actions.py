@@ -133,7 +133,7 @@ def do_add_membership(
     return membership
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def do_sign_in_to_account(user: User, account: Account, role: str, *, request=None) -> AuditEvent:
     return audit(
         user,

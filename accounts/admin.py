@@ -5,7 +5,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.actions import audit, do_create_account
 from accounts.models import Account, AuditEvent, Domain, Enterprise, Membership, User
-from devices.models import CallingWindow, Holiday
 
 
 class AccountInline(admin.TabularInline):
@@ -17,21 +16,12 @@ class AccountInline(admin.TabularInline):
     show_change_link = True
 
 
-class CallingWindowInline(admin.TabularInline):
-    model = CallingWindow
-    extra = 0
-
-
-class HolidayInline(admin.TabularInline):
-    model = Holiday
-    extra = 0
-
-
 @admin.register(Enterprise)
 class EnterpriseAdmin(admin.ModelAdmin):
     list_display = ("name", "default_region", "time_zone", "language", "created_at")
     search_fields = ("name",)
-    inlines = [AccountInline, CallingWindowInline, HolidayInline]
+    # devices.admin adds the calling rules' inlines (a layer above this app).
+    inlines = [AccountInline]
 
     def save_model(self, request, obj, form, change):
         with transaction.atomic():

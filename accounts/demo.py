@@ -1,4 +1,6 @@
-"""Demo data for `make run`: one enterprise, three accounts, a user for every role."""
+"""Demo people for `make run`: one enterprise, three accounts, a user for every role.
+
+The whole demo (campaigns included) is loaded by ``enterprise_portal.demo``."""
 
 from __future__ import annotations
 
@@ -34,7 +36,14 @@ def _membership(user: User, enterprise: Enterprise, role: str, account: Account 
         do_add_membership(user, enterprise, role, account=account)
 
 
-def load_demo() -> list[DemoLogin]:
+@dataclass(frozen=True)
+class DemoPeople:
+    enterprise: Enterprise
+    accounts: dict[str, Account]
+    logins: list[DemoLogin]
+
+
+def load_demo_people() -> DemoPeople:
     with transaction.atomic():
         enterprise = Enterprise.objects.filter(
             name="Acme Collections"
@@ -57,12 +66,13 @@ def load_demo() -> list[DemoLogin]:
     _membership(ent_admin, enterprise, Role.ENTERPRISE_ADMIN)
     _membership(acct_admin, enterprise, Role.ACCOUNT_ADMIN, accounts["acme-east"])
     _membership(agent, enterprise, Role.AGENT, accounts["acme-east"])
-    from campaigns.demo import load_demo_campaigns
-
-    load_demo_campaigns(accounts["acme-east"])
-    return [
-        DemoLogin(operator.email, "Platform operator", "/admin/"),
-        DemoLogin(ent_admin.email, "Enterprise admin", "Acme Collections (all accounts)"),
-        DemoLogin(acct_admin.email, "Account admin", "Acme East"),
-        DemoLogin(agent.email, "Agent", "Acme East"),
-    ]
+    return DemoPeople(
+        enterprise,
+        accounts,
+        [
+            DemoLogin(operator.email, "Platform operator", "/admin/"),
+            DemoLogin(ent_admin.email, "Enterprise admin", "Acme Collections (all accounts)"),
+            DemoLogin(acct_admin.email, "Account admin", "Acme East"),
+            DemoLogin(agent.email, "Agent", "Acme East"),
+        ],
+    )

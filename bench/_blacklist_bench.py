@@ -53,13 +53,9 @@ def blacklist_import(n: int, baseline_n: int) -> dict:
 
     from accounts.actions import do_create_account, do_create_enterprise
     from campaigns.blacklist_import import run_blacklist_import
-    from campaigns.blacklists import (
-        do_create_blacklist,
-        do_set_blacklist_campaigns,
-        parse_entry,
-    )
+    from campaigns.blacklists import do_create_blacklist, do_set_blacklist_campaigns
     from campaigns.models import BlacklistEntry, BlacklistImport, DialState
-    from devices.keys import DeviceKeyError
+    from devices.keys import DeviceKeyError, parse_phone_or_extension
     from tests import factories
 
     enterprise = do_create_enterprise(f"Bench blacklist {time.time_ns()}")
@@ -72,7 +68,7 @@ def blacklist_import(n: int, baseline_n: int) -> dict:
         shared = []
         for line in data.splitlines()[:20000]:
             try:
-                shared.append(parse_entry(line.decode(), "US")[1])
+                shared.append(parse_phone_or_extension(line.decode(), "US").key)
             except DeviceKeyError:
                 continue
         shared = sorted(set(shared))[:5000]
@@ -102,7 +98,8 @@ def blacklist_import(n: int, baseline_n: int) -> dict:
         with transaction.atomic():
             for raw in sample:
                 try:
-                    kind, key = parse_entry(raw.decode(), "US")
+                    device = parse_phone_or_extension(raw.decode(), "US")
+                    kind, key = device.kind, device.key
                 except DeviceKeyError:
                     continue
                 BlacklistEntry.objects.get_or_create(

@@ -7,7 +7,7 @@ Targets (add one: a ``bench_<name>(args) -> dict`` function and a line in ``TARG
 **registry** (issue 6, national registries). A US National DNC file of ``--numbers``
 (default 1,000,000; ``--quick`` 100,000) 10-digit lines, shuffled, spread like the real
 registry (each exchange NPA-NXX holds 1 to 800 of its 10,000 numbers, ~400 on average),
-0.1% malformed lines, goes through the real import (``devices.registry.run_import``:
+0.1% malformed lines, goes through the real import (``devices.registry.imports.run_import``:
 parse, COPY into a new generation, switch, drop the old one). Measured: entries/s, parse
 and write time, a second full snapshot over the first, add/remove files of 10,000 numbers,
 the block table's size on disk, and lookups: one number (``is_listed``), 500 numbers in
@@ -23,7 +23,7 @@ TOASTed) with the default ``EXTENDED`` storage (compressed) and with ``EXTERNAL`
 (uncompressed), against ours (array or bitmap, at most 1,250 bytes, inline).
 
 Unless ``--quick``, ``--big`` numbers (default 15,000,000) are then loaded with
-``devices.registry.load_synthetic`` (the bulk loader a policy benchmark can call), and the
+``bench/_registry_synthetic.load_synthetic`` (the bulk loader a policy benchmark can call), and the
 load time, table size and lookup latency at that size recorded.
 
 **blacklist** (issue 6, campaign blacklists): ``--numbers`` lines (default 1,000,000) of
@@ -66,7 +66,7 @@ def us_numbers(count: int, rng: random.Random, seed: int = 6) -> list[int]:
     """``count`` distinct valid 10-digit US numbers, exchange by exchange (1 to 800 of each
     exchange's 10,000, ~400 on average, as the registry is where people live), in random
     order, as a merged download would be."""
-    from devices.registry import synthetic_prefixes
+    from _registry_synthetic import synthetic_prefixes
 
     numbers: list[int] = []
     for prefix in synthetic_prefixes("US", seed):
@@ -155,8 +155,8 @@ def free_keys(listed: set[str], count: int, rng: random.Random) -> list[str]:
 
 
 def measure_lookups(registry, listed: set[str], rng: random.Random) -> dict:
-    from devices.registry import is_listed
-    from devices.registry import listed as listed_pairs
+    from devices.registry.lookup import is_listed
+    from devices.registry.lookup import listed as listed_pairs
 
     on = rng.sample(sorted(listed), LOOKUPS // 2)
     sample = [
@@ -188,12 +188,12 @@ def measure_gate(enterprise, listed: set[str], rng: random.Random) -> dict:
     """The whole gate for a batch of telemarketing requests (a quarter of them listed), and
     the part of it the registry rule costs (its one query and the block checks)."""
     from devices.policy import DialRequest, PolicyGate
-    from devices.registry import registry_country
+    from devices.registry import lookup as module
+    from devices.registry.lookup import registry_country
 
     on = rng.sample(sorted(listed), BATCH // 4)
     devices = on + free_keys(listed, BATCH - len(on), rng)
     requests = [DialRequest(1, 1, 1, "telemarketing", "voice", d) for d in devices]
-    from devices import registry as module
 
     module._NANP_REGIONS.clear()  # the first batch pays for the region of each exchange
     whole, rule = [], []
@@ -224,7 +224,7 @@ def storage_variants(rng: random.Random, numbers: int) -> dict:
     """Dense blocks three ways: ours (inline), uint16 arrays EXTENDED and EXTERNAL."""
     from django.db import connection
 
-    from devices.registry import block_contains, decode_block, encode_block
+    from devices.registry.codec import block_contains, decode_block, encode_block
 
     blocks = {}
     slot = 0
@@ -304,20 +304,14 @@ def array_contains(data: bytes, suffix: int) -> bool:
 
 
 def bench_registry(args) -> dict:
+    from _registry_synthetic import load_synthetic, table_bytes
     from django.db import connection
 
     from accounts.actions import do_create_enterprise
     from devices.keys import DeviceKeyError, normalize_phone
     from devices.models import Registry, RegistryImport
-    from devices.registry import (
-        SCHEMES,
-        ParseResult,
-        do_create_path_import,
-        load_synthetic,
-        parse_lines,
-        run_import,
-        table_bytes,
-    )
+    from devices.registry.imports import do_create_path_import, run_import
+    from devices.registry.parsing import SCHEMES, ParseResult, parse_lines
 
     rng = random.Random(6)
     count = args.numbers or (100_000 if args.quick else 1_000_000)
@@ -474,7 +468,7 @@ def sample_synthetic_keys(registry, count: int = 2_000) -> set[str]:
     """Every number of ``count`` random blocks: enough to sample hits and known misses."""
     from django.db import connection
 
-    from devices.registry import decode_block
+    from devices.registry.codec import decode_block
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -262,13 +262,13 @@ PURPOSE = "collections"  # telemarketing once registries are loaded: rule 3 then
 def load_registry_numbers(count: int) -> dict:
     """The national registries at size: ``count`` synthetic numbers split between the US
     National DNC (two thirds) and Não Me Perturbe, loaded as full snapshots through
-    ``devices.registry.load_synthetic``. With any loaded, requests are telemarketing, so
+    ``bench/_registry_synthetic.load_synthetic``. With any loaded, requests are telemarketing, so
     every phone request also asks rule 3 (an Allow on file exempts)."""
     global PURPOSE
     if not count:
         log("registry numbers: 0 (rule 3 not exercised: requests are collections)")
         return {"registry_numbers": 0}
-    from devices.registry import load_synthetic, table_bytes
+    from _registry_synthetic import load_synthetic, table_bytes
 
     us = load_synthetic("US", count * 2 // 3)
     log(f"registry: US {us['numbers']:,} numbers in {us['seconds']:.1f}s")
@@ -413,7 +413,7 @@ def per_device_decide(gate, request):
         return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
     if request.purpose == "telemarketing" and kind_of_key(request.device_key) == PHONE:
         from devices.models import Registry
-        from devices.registry import is_listed, registry_country
+        from devices.registry.lookup import is_listed, registry_country
 
         country = registry_country(request.device_key)
         registry = Registry.objects.filter(country=country).first() if country else None

@@ -7,17 +7,17 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from accounts.actions import audit
-from campaigns.models import Campaign, DialState, SubCampaign
-from campaigns.states import sync_dial_states
+from campaigns import dial_states
+from campaigns.models import Campaign, SubCampaign
 from devices.models import ActiveSubCampaign
-from devices.registry import refuse_stale_start
+from devices.registry.freshness import refuse_stale_start
 
 
 def _account():
     return connection.tenant
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def do_create_campaign(*, name: str, description: str = "", actor=None, request=None) -> Campaign:
     campaign = Campaign(
         name=name, description=description, created_by_label=getattr(actor, "email", "")
@@ -28,7 +28,7 @@ def do_create_campaign(*, name: str, description: str = "", actor=None, request=
     return campaign
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def do_save_sub_campaign(sub: SubCampaign, *, lists=None, actor=None, request=None) -> SubCampaign:
     """Creates or updates a sub-campaign; attaching lists creates their dial states."""
     creating = sub.pk is None
@@ -36,8 +36,8 @@ def do_save_sub_campaign(sub: SubCampaign, *, lists=None, actor=None, request=No
     sub.save()
     if lists is not None:
         sub.contact_lists.set(lists)
-        sync_dial_states(sub_campaign_ids=[sub.pk])
-        _retire_uncovered_states(sub)
+        dial_states.sync(sub_campaign_ids=[sub.pk])
+        dial_states.retire_uncovered(sub)
     audit(
         actor,
         "sub_campaign.create" if creating else "sub_campaign.update",
@@ -49,21 +49,6 @@ def do_save_sub_campaign(sub: SubCampaign, *, lists=None, actor=None, request=No
     return sub
 
 
-def _retire_uncovered_states(sub: SubCampaign) -> None:
-    """Devices of lists no longer attached stop being dialled at once.
-
-    Never-attempted states go; attempted ones are closed (their history stays in the
-    ledger). Claimed ones finish: the attempt task releases claims of removed lists.
-    """
-    uncovered = DialState.objects.filter(sub_campaign=sub).exclude(
-        contact__contact_list__in=sub.contact_lists.all()
-    )
-    uncovered.filter(status=DialState.Status.PENDING, attempts=0).delete()
-    uncovered.filter(status=DialState.Status.PENDING).update(
-        status=DialState.Status.DONE, next_attempt_at=None, last_reason="list removed"
-    )
-
-
 def _register(sub: SubCampaign, active: bool) -> None:
     entry = ActiveSubCampaign.objects.filter(account=_account(), sub_campaign_id=sub.pk)
     if active:
@@ -72,7 +57,7 @@ def _register(sub: SubCampaign, active: bool) -> None:
         entry.delete()
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def do_activate_sub_campaign(sub: SubCampaign, *, actor=None, request=None) -> SubCampaign:
     sub = SubCampaign.objects.select_for_update().get(pk=sub.pk)
     if not sub.contact_lists.exists():
@@ -85,14 +70,14 @@ def do_activate_sub_campaign(sub: SubCampaign, *, actor=None, request=None) -> S
     sub.last_dispatch_at = None
     sub.dispatch_credit = 0
     sub.save(update_fields=["status", "last_dispatch_at", "dispatch_credit"])
-    sync_dial_states(sub_campaign_ids=[sub.pk])
+    dial_states.sync(sub_campaign_ids=[sub.pk])
     _register(sub, True)
     audit(actor, "sub_campaign.start", account=_account(), obj=sub,
           details={"from": previous}, request=request)  # fmt: skip
     return sub
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def do_pause_sub_campaign(sub: SubCampaign, *, actor=None, request=None) -> SubCampaign:
     sub = SubCampaign.objects.select_for_update().get(pk=sub.pk)
     sub.status = SubCampaign.Status.PAUSED
@@ -107,7 +92,5 @@ def complete_sub_campaign(sub: SubCampaign) -> None:
     sub.status = SubCampaign.Status.COMPLETED
     sub.save(update_fields=["status"])
     _register(sub, False)
-    DialState.objects.filter(sub_campaign=sub, status=DialState.Status.PENDING).update(
-        last_reason="schedule ended"
-    )
+    dial_states.note_schedule_ended(sub)
     audit(None, "sub_campaign.complete", account=_account(), obj=sub)

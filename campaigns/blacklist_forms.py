@@ -9,10 +9,10 @@ from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.blacklists import parse_entry
 from campaigns.models import AgentDisposition, Blacklist, Campaign
-from contacts.importer import check_upload_size
-from devices.keys import DeviceKeyError
+from contacts.importer import upload_limit_bytes
+from devices import uploads
+from devices.keys import DeviceKeyError, parse_phone_or_extension
 
 
 class BlacklistForm(forms.ModelForm):
@@ -49,9 +49,10 @@ class EntryForm(forms.Form):
 
     def clean_value(self):
         try:
-            return parse_entry(self.cleaned_data["value"], self.region)
+            device = parse_phone_or_extension(self.cleaned_data["value"], self.region)
         except DeviceKeyError as exc:
             raise forms.ValidationError(str(exc)) from None
+        return device.kind, device.key
 
     def clean_expires(self):
         day = self.cleaned_data.get("expires")
@@ -94,9 +95,7 @@ class BlacklistUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        check_upload_size(upload.size)
-        if upload.size == 0:
-            raise forms.ValidationError(_("The file is empty."))
+        uploads.check_size(upload.size, upload_limit_bytes())
         return upload
 
 

@@ -16,38 +16,33 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import account_view
+from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
+from accounts.actions import audit
 from accounts.models import AuditEvent
 from accounts.urls_helpers import account_url
-from campaigns.access import (
-    ADMIN_ROLES,
-    ALL_ROLES,
-    get_blacklist_for,
-    get_campaign_for,
-    get_entry_for,
-    get_import_for,
-)
+from campaigns.access import get_blacklist_for, get_campaign_for, get_entry_for, get_import_for
 from campaigns.blacklist_forms import (
-    AgentDispositionForm,
     AutoRuleForm,
     BlacklistCampaignsForm,
     BlacklistForm,
     BlacklistUploadForm,
     EntryForm,
 )
+from campaigns.blacklist_import import do_upload_blacklist
 from campaigns.blacklists import (
-    display_key,
     do_add_entry,
     do_create_blacklist,
     do_delete_blacklist,
-    do_record_agent_disposition,
     do_remove_entry,
     do_set_blacklist_campaigns,
     do_set_campaign_blacklists,
     do_update_blacklist,
 )
 from campaigns.models import Blacklist, BlacklistEntry, Campaign
-from devices.keys import DeviceKeyError
+from contacts.importer import upload_limit_bytes
+from devices import uploads
+from devices.keys import DeviceKeyError, parse_phone_or_extension
+from devices.keys import display_phone as display_key
 from devices.trace_csv import stream_csv
 
 ENTRIES_PAGE_SIZE = 50
@@ -102,10 +97,8 @@ def _entries(blacklist: Blacklist, query: str, region: str):
     entries = BlacklistEntry.objects.filter(blacklist=blacklist)
     query = query.strip()
     if query:
-        from campaigns.blacklists import parse_entry
-
         try:  # a whole number, in any format, finds its entry exactly
-            entries = entries.filter(device_key=parse_entry(query, region)[1])
+            entries = entries.filter(device_key=parse_phone_or_extension(query, region).key)
         except DeviceKeyError:
             digits = "".join(ch for ch in query if ch.isdigit())
             entries = entries.filter(device_key__contains=digits) if digits else entries.none()
@@ -118,9 +111,13 @@ def blacklist_detail(request, blacklist_id):
     blacklist = get_blacklist_for(request.account_access, blacklist_id)
     can_manage = request.account_access.is_admin
     region, zone = _region_and_zone()
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if uploads.declared_too_large(request, upload_limit_bytes()):  # before reading it
+            messages.error(request, uploads.declared_message(upload_limit_bytes()))
+            return HttpResponseRedirect(_here("account:blacklist", blacklist.pk) + "#imports")
     action = request.POST.get("action") if request.method == "POST" else None
-    if action and not can_manage:
-        raise PermissionDenied
     entry_form = EntryForm(request.POST if action == "add" else None, region=region, time_zone=zone)
     edit_form = BlacklistForm(request.POST if action == "edit" else None, instance=blacklist)
     campaigns_form = BlacklistCampaignsForm(
@@ -170,8 +167,6 @@ def blacklist_detail(request, blacklist_id):
         )
         return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
     if action == "upload" and upload_form.is_valid():
-        from campaigns.blacklists import do_upload_blacklist
-
         try:
             job = do_upload_blacklist(
                 blacklist, upload_form.cleaned_data["file"],
@@ -302,8 +297,6 @@ def blacklist_export(request, blacklist_id):
 
 
 def audit_export(request, blacklist: Blacklist) -> None:
-    from accounts.actions import audit
-
     audit(request.user, "blacklist.export", account=connection.tenant, obj=blacklist,
           request=request)  # fmt: skip
 
@@ -377,30 +370,3 @@ def campaign_blacklists(request, campaign_id):
         % {"suppressed": suppressed, "released": released},
     )
     return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
-
-
-@account_view(roles=ALL_ROLES)
-@require_POST
-def contact_disposition(request, contact_id):
-    """An agent records a disposition on one of the contact's attempts."""
-    from contacts.views import get_contact_for
-    from devices.models import Attempt
-
-    contact = get_contact_for(request.account_access, contact_id)
-    attempts = list(
-        Attempt.objects.filter(
-            account_id=connection.tenant.pk, contact_id=contact.pk, direction="outbound"
-        )
-        .exclude(disposition="SUPPRESSED")
-        .order_by("-attempted_at")[:20]
-    )
-    form = AgentDispositionForm(request.POST, attempts=attempts)
-    if form.is_valid():
-        do_record_agent_disposition(
-            contact, form.cleaned_data["attempt"], form.cleaned_data["code"],
-            form.cleaned_data["note"], actor=request.user, request=request,
-        )  # fmt: skip
-        messages.success(request, _("Disposition recorded."))
-    else:
-        messages.error(request, _("Choose one of the contact's attempts and a disposition."))
-    return HttpResponseRedirect(_here("account:contact_detail", contact.pk))

@@ -14,6 +14,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Account
 from campaigns.actions import do_activate_sub_campaign, do_create_campaign, do_save_sub_campaign
+from campaigns.blacklists import do_add_entry, do_create_blacklist, do_set_blacklist_campaigns
 from campaigns.models import Campaign, Purpose, SubCampaign
 from contacts.models import Contact, ContactList
 from devices.models import Channel, SourceType
@@ -125,16 +126,13 @@ def load_demo_campaigns(account: Account, *, size: int = 400) -> bool:
             lists=[listing],
         )  # fmt: skip
         # A campaign blacklist in use: two of the list's people asked not to be called.
-        from campaigns.blacklists import do_add_entry, do_create_blacklist
-        from campaigns.blacklists import do_set_blacklist_campaigns as attach
-
         blacklist = do_create_blacklist(
             name="Do not call (demo)", description="People who asked this account not to call."
         )
         campaign.auto_blacklist = blacklist
         campaign.auto_unanswered_after = 6
         campaign.save(update_fields=["auto_blacklist", "auto_unanswered_after"])
-        attach(blacklist, [campaign])
+        do_set_blacklist_campaigns(blacklist, [campaign])
         for contact in listing.contacts.order_by("id")[:2]:
             if contact.phones:
                 do_add_entry(blacklist, "phone", contact.phones[0], reason="Asked by phone")

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact, ContactList
 from devices.models import Channel, SourceType
+from devices.policy import rule_label
 
 DEFAULT_RETRY_MINUTES = {
     "NO_ANSWER": 60,
@@ -190,6 +191,11 @@ class DialState(models.Model):
     # The ledger row of the attempt authorised and not yet finished (crash recovery).
     current_attempt_id = models.BigIntegerField(null=True)
     last_disposition = models.CharField(max_length=16, blank=True)
+    # The gate rule that last suppressed or deferred the state (devices.policy RULE_*), its
+    # source (a device setting's source, a blacklist's id, a registry's code) and the
+    # words shown for it. Written only by campaigns.dial_states.
+    last_rule = models.CharField(max_length=32, blank=True)
+    last_rule_source = models.CharField(max_length=64, blank=True)
     last_reason = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,6 +214,14 @@ class DialState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_key} ({self.status})"
+
+    @property
+    def reason_text(self) -> str:
+        """Why the state is where it is, in words: "Device block: Manual: dispute"."""
+        if not self.last_rule:
+            return self.last_reason
+        label = rule_label(self.last_rule)
+        return f"{label}: {self.last_reason}" if self.last_reason else label
 
 
 class Blacklist(models.Model):

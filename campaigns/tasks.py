@@ -11,7 +11,10 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import Account
 from campaigns import dialer
+from campaigns.blacklist_import import run_blacklist_import
+from campaigns.blacklists import release_expired
 from campaigns.inbound import record_inbound_sms
+from campaigns.models import BlacklistEntry
 from devices.models import ActiveSubCampaign
 
 logger = logging.getLogger(__name__)
@@ -73,8 +76,6 @@ def receive_inbound_sms(device_key: str, to_address: str, text: str) -> int:
 @shared_task
 def import_blacklist(import_id: int) -> int | None:
     """Imports an uploaded blacklist file; a repeated delivery of a finished one does nothing."""
-    from campaigns.blacklist_import import run_blacklist_import
-
     job = run_blacklist_import(import_id)
     return job.added if job is not None else None
 
@@ -82,9 +83,6 @@ def import_blacklist(import_id: int) -> int | None:
 @shared_task(ignore_result=True)
 def release_expired_blacklist_entries() -> int:
     """Beat: entries past their expiry leave their lists and release what they held."""
-    from campaigns.blacklists import release_expired
-    from campaigns.models import BlacklistEntry
-
     released = 0
     for account in Account.objects.exclude(schema_name="public").filter(is_active=True):
         with tenant_context(account):

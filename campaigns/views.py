@@ -10,19 +10,21 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import account_view
+from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
 from accounts.urls_helpers import account_url
-from campaigns.access import ADMIN_ROLES, ALL_ROLES, get_campaign_for, get_sub_campaign_for
+from campaigns.access import get_campaign_for, get_sub_campaign_for
 from campaigns.actions import (
     do_activate_sub_campaign,
     do_create_campaign,
     do_pause_sub_campaign,
     do_save_sub_campaign,
 )
+from campaigns.blacklist_forms import AutoRuleForm
 from campaigns.forms import CampaignForm, SubCampaignForm
-from campaigns.models import Campaign, DialState, SubCampaign
+from campaigns.models import Blacklist, Campaign, DialState, SubCampaign
+from devices.access import get_recording_for_user
 from devices.models import Attempt
-from devices.recordings import do_delete_recording, get_recording_for_user, recording_response
+from devices.recordings import do_delete_recording, recording_response
 
 ATTEMPTS_PAGE_SIZE = 25
 
@@ -89,9 +91,6 @@ def campaign_detail(request, campaign_id):
     counts = state_counts([s.pk for s in subs])
     for sub in subs:
         sub.counts = counts[sub.pk]
-    from campaigns.blacklist_forms import AutoRuleForm
-    from campaigns.models import Blacklist
-
     used = set(campaign.blacklists.values_list("pk", flat=True))
     blacklists = list(Blacklist.objects.order_by("name"))
     for blacklist in blacklists:
@@ -216,14 +215,14 @@ def sub_campaign_pause(request, sub_campaign_id):
 @require_GET
 def account_recording(request, attempt_id):
     """A recording of this account's attempt, for any of its members (agents included)."""
-    attempt = get_recording_for_user(attempt_id, account=connection.tenant)
+    attempt = get_recording_for_user(attempt_id, account=request.account_access.account)
     return recording_response(request, attempt)
 
 
 @account_view(roles=ALL_ROLES)
 @require_POST
 def account_recording_delete(request, attempt_id):
-    attempt = get_recording_for_user(attempt_id, account=connection.tenant)
+    attempt = get_recording_for_user(attempt_id, account=request.account_access.account)
     do_delete_recording(attempt, actor=request.user, request=request)
     messages.success(request, _("Recording deleted."))
     back = request.POST.get("next", "")

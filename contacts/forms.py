@@ -5,7 +5,8 @@ from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from contacts.importer import check_upload_size
+from contacts.importer import upload_limit_bytes
+from devices import uploads
 
 
 class UploadForm(forms.Form):
@@ -24,7 +25,5 @@ class UploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        check_upload_size(upload.size)
-        if upload.size == 0:
-            raise forms.ValidationError(_("The file is empty."))
+        uploads.check_size(upload.size, upload_limit_bytes())
         return upload

@@ -42,7 +42,6 @@ large file in memory. One transaction per batch, including the progress update.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import itertools
@@ -57,20 +56,20 @@ from typing import IO
 from zoneinfo import available_timezones
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from campaigns.states import sync_dial_states
 from contacts.models import Contact, ContactImportIssue, ContactList
+from contacts.signals import contact_list_ready
+from devices import uploads
 from devices.keys import DeviceKeyError, normalize_email, normalize_phone
 
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
-SNIFF_BYTES = 64 * 1024
+SNIFF_BYTES = uploads.SNIFF_BYTES
 READ_CHUNK = 256 * 1024
 MAX_RAW = 300
 MAX_REASON = 300
@@ -104,15 +103,7 @@ def _messages() -> dict[str, str]:
     # Built per call so each message is translated in the active language.
     return {
         "empty": _("The file is empty."),
-        "not_utf8": _("The file is not UTF-8 text; save it as CSV UTF-8 and upload again."),
-        "workbook": _(
-            "This is a spreadsheet workbook, not a CSV file. In Excel choose File › Save As › "
-            "CSV UTF-8 (Comma delimited) and upload that file."
-        ),
-        "binary": _(
-            "This is not a CSV text file (it looks like a binary file). Export the list as "
-            "CSV UTF-8 and upload that file."
-        ),
+        "not_utf8": uploads.not_utf8_message(),
         "no_rows": _("The file has a header row but no contacts below it."),
         "expected_columns": _(
             "The first row must name the columns: client_id, phone (or phone1, phone2, …, "
@@ -144,20 +135,7 @@ class ImportSummary:
 
 
 def upload_limit_bytes() -> int:
-    return settings.MAX_UPLOAD_MB * 1024 * 1024
-
-
-def check_upload_size(size_bytes: int) -> None:
-    """Refuses an upload over ``settings.MAX_UPLOAD_MB`` before anything reads it."""
-    if size_bytes > upload_limit_bytes():
-        raise ValidationError(
-            _(
-                "The file is %(size).1f MB; the limit is %(limit)s MB. "
-                "Split it and upload the parts."
-            )
-            % {"size": size_bytes / 1024 / 1024, "limit": settings.MAX_UPLOAD_MB},
-            code="too_large",
-        )
+    return uploads.megabytes(settings.MAX_UPLOAD_MB)
 
 
 @cache
@@ -192,24 +170,13 @@ class _ByteSource(io.RawIOBase):
 
 
 def _sniff(head: bytes) -> None:
-    """Refuses what is clearly not CSV text, from the first bytes."""
-    messages = _messages()
+    """Refuses what is clearly not CSV text, from the first bytes (devices.uploads)."""
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise ImportFileError(messages["empty"])
-    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
-        raise ImportFileError(messages["workbook"])
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ImportFileError(messages["not_utf8"])
-    if b"\x00" in head:
-        raise ImportFileError(messages["binary"])
-    controls = sum(1 for byte in head if byte < 32 and byte not in (9, 10, 12, 13))
-    if controls > max(8, len(head) // 100):
-        raise ImportFileError(messages["binary"])
-    # The head may end inside a multi-byte character: decode it incrementally.
+        raise ImportFileError(_messages()["empty"])
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        raise ImportFileError(messages["not_utf8"]) from None
+        uploads.sniff(head)
+    except uploads.NotText as exc:
+        raise ImportFileError(str(exc)) from None
 
 
 def _stream_size(fileobj: IO[bytes]) -> int:
@@ -676,7 +643,7 @@ def import_csv(contact_list: ContactList, fileobj_binary: IO[bytes], region: str
     summary.bytes_read = engine.source.count if engine.source else summary.bytes_read
     with transaction.atomic():
         # Sub-campaigns already using the list get its contacts in the same commit as "ready".
-        sync_dial_states(contact_list_ids=[contact_list.pk])
+        contact_list_ready.send(sender=ContactList, list_ids=[contact_list.pk])
         _finish(contact_list, summary, status=summary.status, bytes_read=summary.bytes_read)
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.write_seconds = round(summary.write_seconds, 3)
@@ -691,20 +658,11 @@ def run_import(contact_list_id: int) -> ImportSummary | None:
     removed and the import starts again from the stored file. Issues and errors are stored
     as text, so they are written in the enterprise's language, like its pages.
     """
-    # One import per list at a time: a session-level advisory lock, released when this
-    # run ends or its worker dies (so a crashed import can be restarted, a running one not).
-    lock_key = f"contact-import:{connection.schema_name}:{contact_list_id}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_key])
-        (locked,) = cursor.fetchone()
-    if not locked:
-        logger.info("Contact list %s is being imported by another worker", contact_list_id)
-        return None
-    try:
+    with uploads.run_once(uploads.job_key("contact-list", contact_list_id)) as mine:
+        if not mine:
+            logger.info("Contact list %s is being imported by another worker", contact_list_id)
+            return None
         return _run_import_locked(contact_list_id)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_key])
 
 
 def _run_import_locked(contact_list_id: int) -> ImportSummary | None:
@@ -751,5 +709,5 @@ def _import_stored_file(contact_list: ContactList, region: str) -> ImportSummary
         with fileobj:
             return import_csv(contact_list, fileobj, region)
     finally:
-        default_storage.delete(path)
+        uploads.discard(path)
         ContactList.objects.filter(pk=contact_list.pk).update(upload_path="")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import datetime as dt
 
+from celery import shared_task
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from accounts.models import Account
+from accounts.queueing import send
 from contacts.importer import run_import
+from contacts.models import ContactList
 
 
 @shared_task
@@ -17,14 +24,6 @@ def import_contact_list(contact_list_id: int) -> dict | None:
 @shared_task(ignore_result=True)
 def resume_queued_imports() -> int:
     """Beat: lists uploaded while the broker was down are still queued; send them now."""
-    import datetime as dt
-
-    from django.utils import timezone
-    from django_tenants.utils import tenant_context
-
-    from accounts.models import Account
-    from contacts.models import ContactList
-
     cutoff = timezone.now() - dt.timedelta(minutes=2)
     sent = 0
     for account in Account.objects.exclude(schema_name="public").filter(is_active=True):
@@ -32,6 +31,5 @@ def resume_queued_imports() -> int:
             for pk in ContactList.objects.filter(
                 status=ContactList.Status.QUEUED, created_at__lt=cutoff
             ).values_list("pk", flat=True):
-                import_contact_list.delay(pk)
-                sent += 1
+                sent += send("contacts.tasks.import_contact_list", args=[pk])
     return sent

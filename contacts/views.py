@@ -1,37 +1,23 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.access import account_view, pk_or_404
+from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
 from accounts.urls_helpers import account_url
-from campaigns.access import ADMIN_ROLES, ALL_ROLES
+from contacts.access import get_list_for
 from contacts.actions import do_upload_contact_list
 from contacts.forms import UploadForm
-from contacts.models import Contact, ContactList
-from devices.models import Attempt
+from contacts.importer import upload_limit_bytes
+from contacts.models import ContactList
+from devices import uploads
 
 PAGE_SIZE = 50
-
-
-def get_list_for(access, list_id) -> ContactList:
-    found = ContactList.objects.filter(pk=pk_or_404(list_id)).first()
-    if found is None:
-        raise Http404
-    return found
-
-
-def get_contact_for(access, contact_id) -> Contact:
-    found = Contact.objects.select_related("contact_list").filter(pk=pk_or_404(contact_id)).first()
-    if found is None:
-        raise Http404
-    return found
 
 
 @account_view(roles=ALL_ROLES)
@@ -41,17 +27,8 @@ def list_index(request):
     if request.account_access.is_admin:
         form = UploadForm()
         if request.method == "POST":
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            if declared > (settings.MAX_UPLOAD_MB + 1) * 1024 * 1024:
-                # Refuse before Django reads the body to disk.
-                messages.error(
-                    request,
-                    _(
-                        "The upload is larger than %(limit)s MB. "
-                        "Split the file and upload the parts."
-                    )
-                    % {"limit": settings.MAX_UPLOAD_MB},
-                )
+            if uploads.declared_too_large(request, upload_limit_bytes()):  # before reading
+                messages.error(request, uploads.declared_message(upload_limit_bytes()))
                 return HttpResponseRedirect(account_url(connection.tenant, "account:lists"))
             form = UploadForm(request.POST, request.FILES)
             if form.is_valid():
@@ -111,31 +88,4 @@ def list_progress(request, list_id):
             "rows_merged": contact_list.rows_merged,
             "error": contact_list.error,
         }
-    )
-
-
-@account_view(roles=ALL_ROLES)
-@require_GET
-def contact_detail(request, contact_id):
-    """A contact's attempt history in this account, from the shared ledger."""
-    contact = get_contact_for(request.account_access, contact_id)
-    attempts = Attempt.objects.filter(
-        account_id=connection.tenant.pk, contact_id=contact.pk
-    ).order_by("-attempted_at", "-id")
-    page = Paginator(attempts, PAGE_SIZE).get_page(request.GET.get("page"))
-    states = contact.dial_states.select_related("sub_campaign__campaign").order_by("id")
-    from campaigns.blacklist_forms import AgentDispositionForm
-
-    dialled = list(attempts.filter(direction="outbound").exclude(disposition="SUPPRESSED")[:20])
-    return render(
-        request,
-        "contacts/contact_detail.html",
-        {
-            "contact": contact,
-            "page": page,
-            "states": states,
-            "disposition_form": AgentDispositionForm(attempts=dialled) if dialled else None,
-            "dispositions": contact.dispositions.all()[:20],
-            "nav": "lists",
-        },
     )

@@ -1,43 +1,34 @@
 """Device settings: saved race-free against the dialler, audited, queued attempts cancelled
-(for a Block) or released again (when a setting stops blocking)."""
+(for a Block) or released again (when a setting stops blocking).
+
+The queued attempts live in the accounts' schemas; this module changes them through the
+dial queue a tenant app registered (``devices.interfaces.DialQueue``), account by account,
+inside the transaction that holds the devices' locks.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import transaction
-from django.db.models import BooleanField, F, Func, TextField, Value
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
+from devices import interfaces
+from devices.interfaces import Stop
+from devices.locks import lock_devices
 from devices.models import DeviceSetting
-from devices.policy import RULE_DEVICE_BLOCK, lock_devices
-
-OPT_OUT_WORDS = {
-    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-    "PARE", "SAIR", "CANCELAR", "DESCADASTRAR",
-}  # fmt: skip
-OPT_IN_WORDS = {"START", "UNSTOP", "VOLTAR"}
-_NOISE = re.compile(r"[\s.!?,;:'\"()\-]+")
-
-
-def keyword_of(text: str) -> str:
-    """ "Stop." and " pare " are STOP and PARE: case, spaces and punctuation ignored."""
-    return _NOISE.sub("", text or "").upper()
-
+from devices.policy import RULE_DEVICE_BLOCK
 
 # Devices per transaction of a bulk save: an advisory lock per device takes a slot of
 # PostgreSQL's shared lock table (max_locks_per_transaction x max_connections, 6,400 by
 # default), so 50,000 devices cannot be locked at once ("out of shared memory").
 KEY_CHUNK = 1000
-BLOCK_REASON_PREFIX = f"{RULE_DEVICE_BLOCK}:"
 
 
 def do_save_device_setting(
@@ -58,6 +49,26 @@ def do_save_device_setting(
 
     The returned row carries ``cancelled`` and ``released``: how many dial states changed.
     """
+    with transaction.atomic(durable=True):
+        return save_device_setting(
+            enterprise, device_key, action, source=source, reason=reason,
+            expires_at=expires_at, actor=actor, request=request,
+        )  # fmt: skip
+
+
+def save_device_setting(
+    enterprise: Enterprise,
+    device_key: str,
+    action: str,
+    *,
+    source: str = DeviceSetting.Source.MANUAL,
+    reason: str = "",
+    expires_at: dt.datetime | None = None,
+    actor=None,
+    request=None,
+) -> DeviceSetting:
+    """do_save_device_setting inside a caller's transaction (an inbound reply, an agent's
+    disposition): the device's lock is then held until that transaction commits."""
     with transaction.atomic():
         lock_devices([device_key])
         setting = DeviceSetting.objects.create(
@@ -71,9 +82,7 @@ def do_save_device_setting(
         )
         cancelled = released = 0
         if action == DeviceSetting.Action.BLOCK:
-            cancelled = sum(
-                cancel_queued(enterprise, {device_key: suppression_detail(setting)}).values()
-            )
+            cancelled = sum(cancel_queued(enterprise, {device_key: block_stop(setting)}).values())
         else:
             released = sum(release_suppressed(enterprise, [device_key]).values())
         audit(
@@ -90,10 +99,11 @@ def do_save_device_setting(
     return setting
 
 
-def suppression_detail(setting: DeviceSetting, source_label: str | None = None) -> str:
-    """What a suppressed attempt says stopped it: the same words as the gate's."""
+def block_stop(setting: DeviceSetting, source_label: str | None = None) -> Stop:
+    """What a block's cancelled attempts say stopped them: the same words as the gate's."""
     label = source_label if source_label is not None else setting.get_source_display()
-    return f"{label}: {setting.reason}".rstrip(": ")[:255]
+    detail = f"{label}: {setting.reason}".rstrip(": ")[:255]
+    return Stop(RULE_DEVICE_BLOCK, setting.source, detail)
 
 
 def _chunks(keys: Iterable[str], size: int = KEY_CHUNK) -> list[list[str]]:
@@ -105,81 +115,23 @@ def _enterprise_accounts(enterprise: Enterprise):
     return Account.objects.filter(enterprise=enterprise, is_active=True).order_by("pk")
 
 
-class _AnyOf(Func):
-    """``column = ANY(array)``: one parameter however many keys, and an index scan. An
-    IN list of 50,000 placeholders is slow to build, and ``IN (SELECT unnest(...))``
-    was planned as a nested loop (2.7 s against 3 ms, measured)."""
-
-    arg_joiner = " = ANY("
-    template = "%(expressions)s)"
-    output_field = BooleanField()
-
-
-def _key_in(keys: Iterable[str]) -> _AnyOf:
-    return _AnyOf(F("device_key"), Value(sorted(set(keys)), output_field=ArrayField(TextField())))
-
-
-def cancel_queued(enterprise: Enterprise, details: Mapping[str, str]) -> dict[int, int]:
-    """Pending and claimed-but-not-authorised states of the devices (``details`` maps each
-    device key to the reason its attempts show) become suppressed, each with a ledger row
-    naming the block, in every account of the enterprise. Call it holding the devices'
-    locks, or after the block committed. Returns the states cancelled per account id
-    (accounts with none left out)."""
+def cancel_queued(enterprise: Enterprise, stops: Mapping[str, Stop]) -> dict[int, int]:
+    """Pending and claimed-but-not-authorised states of the devices (``stops`` maps each
+    device key to what its attempts show stopped them) become suppressed, each with a
+    ledger row naming the block, in every account of the enterprise. Call it holding the
+    devices' locks, or after the block committed. Returns the states cancelled per
+    account id (accounts with none left out)."""
     cancelled: dict[int, int] = {}
+    if not stops:
+        return cancelled
+    queue = interfaces.dial_queue()
+    now = timezone.now()
     for account in _enterprise_accounts(enterprise):
         with tenant_context(account):
-            count = _cancel_in_account(details)
+            count = queue.cancel(stops, now=now)
         if count:
             cancelled[account.pk] = count
     return cancelled
-
-
-def _cancel_in_account(details: Mapping[str, str]) -> int:
-    """cancel_queued in the current account's schema: one query finds the states."""
-    from campaigns.dialer import ledger_row
-    from campaigns.models import DialState
-    from devices.models import Attempt, Disposition
-
-    if not details:
-        return 0
-    now = timezone.now()
-    states = list(
-        DialState.objects.select_for_update(of=("self",))
-        .select_related("contact", "sub_campaign__campaign")
-        .filter(_key_in(details), current_attempt_id__isnull=True)
-        .filter(status__in=[DialState.Status.PENDING, DialState.Status.DIALING])
-        .order_by("pk")
-    )
-    rows = []
-    for state in states:
-        detail = details[state.device_key]
-        state.status = DialState.Status.SUPPRESSED
-        state.claim_token = None
-        state.claimed_at = None
-        state.next_attempt_at = None
-        state.last_reason = f"{RULE_DEVICE_BLOCK}: {detail}"[:255]
-        state.updated_at = now
-        rows.append(
-            ledger_row(
-                state.sub_campaign,
-                state,
-                attempted_at=now,
-                completed_at=now,
-                disposition=Disposition.SUPPRESSED,
-                attempt_number=state.attempts + 1,
-                suppression_rule=RULE_DEVICE_BLOCK,
-                suppression_detail=detail,
-            )  # fmt: skip
-        )
-    if states:
-        DialState.objects.bulk_update(
-            states,
-            ["status", "claim_token", "claimed_at", "next_attempt_at", "last_reason",
-             "updated_at"],
-            batch_size=200,  # CASE per row: cost grows with the square of the batch
-        )  # fmt: skip
-        Attempt.objects.bulk_create(rows, batch_size=1000)
-    return len(states)
 
 
 def release_suppressed(
@@ -192,38 +144,17 @@ def release_suppressed(
     calling window or the cap still apply. Completed sub-campaigns are left as they
     ended. Returns the states released per account id (accounts with none left out)."""
     released: dict[int, int] = {}
+    keys = sorted(set(keys))
+    if not keys:
+        return released
+    queue = interfaces.dial_queue()
+    now = now or timezone.now()
     for account in _enterprise_accounts(enterprise):
         with tenant_context(account):
-            count = _release_in_account(keys, now=now)
+            count = queue.release(keys, RULE_DEVICE_BLOCK, now=now)
         if count:
             released[account.pk] = count
     return released
-
-
-def _release_in_account(keys: Iterable[str], *, now: dt.datetime | None = None) -> int:
-    """release_suppressed in the current account's schema: one UPDATE."""
-    from campaigns.models import DialState, SubCampaign
-
-    keys = list(keys)
-    if not keys:
-        return 0
-    now = now or timezone.now()
-    return (
-        DialState.objects.filter(
-            _key_in(keys),
-            status=DialState.Status.SUPPRESSED,
-            last_reason__startswith=BLOCK_REASON_PREFIX,
-        )
-        .exclude(sub_campaign__status=SubCampaign.Status.COMPLETED)
-        .update(
-            status=DialState.Status.PENDING,
-            next_attempt_at=now,
-            claim_token=None,
-            claimed_at=None,
-            last_reason="device block lifted",
-            updated_at=now,
-        )
-    )
 
 
 # --- many settings at once (CSV import) ------------------------------------------------
@@ -278,12 +209,13 @@ def do_save_device_settings(
     label = getattr(actor, "email", "") or source
     # Looked up once: the choices' lazy labels cost more than the rest at 50,000 rows.
     source_label = str(DeviceSetting.Source(source).label)
-    blocks: dict[str, str] = {}
+    blocks: dict[str, Stop] = {}
     others: list[str] = []
-    whole = transaction.atomic() if len(by_key) <= KEY_CHUNK else contextlib.nullcontext()
+    small = len(by_key) <= KEY_CHUNK
+    whole = transaction.atomic(durable=True) if small else contextlib.nullcontext()
     with whole:
         for keys in _chunks(by_key):
-            with transaction.atomic():
+            with transaction.atomic(durable=not small):
                 lock_devices(keys)
                 rows = DeviceSetting.objects.bulk_create(
                     [
@@ -302,7 +234,7 @@ def do_save_device_settings(
                 chunk = {"saved": len(rows), "blocks": 0, "allows": 0}
                 for row in rows:
                     if row.action == DeviceSetting.Action.BLOCK:
-                        blocks[row.device_key] = suppression_detail(row, source_label)
+                        blocks[row.device_key] = block_stop(row, source_label)
                         chunk["blocks"] += 1
                     else:
                         others.append(row.device_key)
@@ -314,10 +246,12 @@ def do_save_device_settings(
             result.saved += chunk["saved"]
             result.blocks += chunk["blocks"]
             result.allows += chunk["allows"]
+        queue = interfaces.dial_queue()
+        now = timezone.now()
         for account in _enterprise_accounts(enterprise):
-            with transaction.atomic(), tenant_context(account):
-                cancelled = _cancel_in_account(blocks)
-                released = _release_in_account(others)
+            with transaction.atomic(durable=not small), tenant_context(account):
+                cancelled = queue.cancel(blocks, now=now) if blocks else 0
+                released = queue.release(others, RULE_DEVICE_BLOCK, now=now) if others else 0
                 if cancelled or released:
                     audit(actor, "device.import_applied", enterprise=enterprise,
                           account=account, details={"cancelled": cancelled,
@@ -345,7 +279,7 @@ def do_release_expired_blocks(
     released: dict[int, int] = {}
     for enterprise in Enterprise.objects.filter(pk__in=candidates).order_by("pk"):
         for keys in _chunks(candidates[enterprise.pk]):
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 lock_devices(keys)
                 # Re-read under the locks: a setting saved since decides instead.
                 latest = (

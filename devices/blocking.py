@@ -13,15 +13,14 @@ import re
 import zoneinfo
 from dataclasses import dataclass, field
 
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
 
 from accounts.models import Account, Enterprise
-from devices.actions import BLOCK_REASON_PREFIX
+from devices import interfaces
 from devices.keys import DeviceKeyError, parse_device
 from devices.models import ActiveSubCampaign, Attempt, Channel, DeviceSetting
 from devices.trace import BY_DEVICE, TraceQuery, trace_attempts
@@ -332,10 +331,8 @@ def account_impact(enterprise: Enterprise, device_key: str, block: bool) -> list
     releases (Allow, removal), and the queued attempts cancelled or re-queued: the same
     states that do_save_device_setting changes, counted within running sub-campaigns.
 
-    One aggregate query per account that has running sub-campaigns; other accounts are
-    not visited."""
-    from campaigns.models import DialState
-
+    One aggregate query per account that has running sub-campaigns (asked through the
+    registered dial queue); other accounts are not visited."""
     running: dict[int, set[int]] = {}
     accounts: dict[int, Account] = {}
     for entry in ActiveSubCampaign.objects.filter(
@@ -343,47 +340,26 @@ def account_impact(enterprise: Enterprise, device_key: str, block: bool) -> list
     ).select_related("account"):
         running.setdefault(entry.account_id, set()).add(entry.sub_campaign_id)
         accounts[entry.account_id] = entry.account
-    queued = Q(status__in=[DialState.Status.PENDING, DialState.Status.DIALING])
-    if block:
-        # Every state still to be worked stops; those not yet handed to a gateway are
-        # cancelled now (an attempt already authorised finishes, and is not retried).
-        contacts = ArrayAgg("contact_id", distinct=True, filter=queued, default=[])
-        attempts = Count("id", filter=queued & Q(current_attempt_id__isnull=True))
-    else:
-        lifted = Q(status=DialState.Status.SUPPRESSED, last_reason__startswith=BLOCK_REASON_PREFIX)
-        contacts = ArrayAgg("contact_id", distinct=True, filter=lifted, default=[])
-        attempts = Count("id", filter=lifted)
+    queue = interfaces.dial_queue()
     impacts = []
     for account_id in sorted(running, key=lambda pk: (accounts[pk].name, pk)):
         account = accounts[account_id]
         with tenant_context(account):
-            rows = list(
-                DialState.objects.filter(
-                    device_key=device_key, sub_campaign_id__in=running[account_id]
-                )
-                .values(
-                    "sub_campaign_id",
-                    "sub_campaign__name",
-                    "sub_campaign__campaign__name",
-                    "sub_campaign__channel",
-                )
-                .annotate(contacts=contacts, attempts=attempts)
-                .order_by("sub_campaign__campaign__name", "sub_campaign__name")
-            )
+            rows = queue.impact(device_key, running[account_id], block=block)
         subs = [
             SubCampaignImpact(
-                sub_campaign_id=r["sub_campaign_id"],
-                name=r["sub_campaign__name"],
-                campaign_name=r["sub_campaign__campaign__name"],
-                channel=r["sub_campaign__channel"],
-                contacts=len(r["contacts"]),
-                attempts=r["attempts"],
+                sub_campaign_id=r.sub_campaign_id,
+                name=r.name,
+                campaign_name=r.campaign_name,
+                channel=r.channel,
+                contacts=len(r.contact_ids),
+                attempts=r.attempts,
             )
             for r in rows
-            if r["contacts"] or r["attempts"]
+            if r.contact_ids or r.attempts
         ]
         if subs:
-            people = set().union(*(set(r["contacts"]) for r in rows))
+            people = set().union(*(r.contact_ids for r in rows))
             impacts.append(
                 AccountImpact(
                     account=account,

@@ -6,7 +6,12 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Enterprise
-from devices.models import CallingWindow, Holiday
+from devices import uploads
+from devices.blocking import ExpiryError, parse_expiry
+from devices.keys import DeviceKeyError, parse_device, phone_format_hint
+from devices.models import CallingWindow, DeviceSetting, Holiday
+from devices.setting_csv import MAX_IMPORT_BYTES
+from devices.trace import MAX_CLIENT_ID, TraceQuery
 
 _REGION = re.compile(r"^[A-Z]{2}$")
 
@@ -109,9 +114,6 @@ class TraceForm(forms.Form):
         self.query = None
 
     def clean(self):
-        from devices.keys import DeviceKeyError, phone_format_hint
-        from devices.trace import MAX_CLIENT_ID, TraceQuery
-
         cleaned = super().clean()
         criteria, value = cleaned.get("criteria"), cleaned.get("value")
         if not criteria or value is None:
@@ -151,8 +153,6 @@ def _expiry_field() -> forms.CharField:
 
 class _ExpiryMixin:
     def clean_expires(self):
-        from devices.blocking import ExpiryError, parse_expiry
-
         try:
             return parse_expiry(
                 self.cleaned_data.get("expires", ""), self.enterprise.time_zone, self.now
@@ -195,8 +195,6 @@ class DeviceSettingForm(_ExpiryMixin, forms.Form):
         )
 
     def clean_device(self):
-        from devices.keys import DeviceKeyError, parse_device
-
         value = self.cleaned_data["device"]
         try:
             return parse_device(value, self.enterprise.default_region).key
@@ -244,8 +242,6 @@ class SettingSearchForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from devices.models import DeviceSetting
-
         super().__init__(*args, **kwargs)
         self.fields["source"].choices = [("", _("Any source")), *DeviceSetting.Source.choices]
         self.fields["q"].widget.attrs["placeholder"] = _("Phone number or email, or part of it")
@@ -276,11 +272,6 @@ class SettingImportForm(forms.Form):
     )
 
     def clean_file(self):
-        from devices.setting_csv import MAX_IMPORT_BYTES, size_error
-
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_IMPORT_BYTES:
-            raise forms.ValidationError(size_error(upload.size))
-        if upload.size == 0:
-            raise forms.ValidationError(_("The file is empty."))
+        uploads.check_size(upload.size, MAX_IMPORT_BYTES)
         return upload

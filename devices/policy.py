@@ -3,8 +3,9 @@
 Callers ask in batches (the dispatcher) or one at a time (the attempt task, inside the
 transaction that authorises the dial). Each answer is DIAL, SUPPRESS (with the rule
 that stopped it) or DEFER (with when to try again). The rules, in order of precedence
-(see design.md §3), are: enterprise device settings, campaign blacklists, national
-registries, calling windows and holidays, attempt caps. Campaign blacklists join it here.
+(docs/architecture.md), are: enterprise device settings, campaign blacklists, national
+registries, calling windows and holidays, attempt caps. Campaign blacklists live in a
+tenant app: the gate asks them through ``devices.interfaces.BlacklistLookup``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from functools import cached_property, lru_cache
 
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Enterprise
+from devices import interfaces
 from devices.keys import PHONE, country_of_phone, kind_of_key, time_zones_for_phone
 from devices.models import Channel, DeviceSetting, Registry
-from devices.registry import STALE_RETRY, TELEMARKETING, is_stale, listed, registry_country
-from devices.registry import stale_detail as registry_stale_detail
+from devices.registry.freshness import STALE_RETRY, TELEMARKETING, is_stale
+from devices.registry.freshness import stale_detail as registry_stale_detail
+from devices.registry.lookup import listed, registry_country
 
 DIAL = "dial"
 SUPPRESS = "suppress"
@@ -35,6 +39,22 @@ RULE_NATIONAL_REGISTRY = "national_registry"
 RULE_CALLING_WINDOW = "calling_window"
 RULE_HOLIDAY = "holiday"
 RULE_ATTEMPT_CAP = "attempt_cap"
+
+# The words pages show for a rule (the codes stay in the data).
+RULE_LABELS = {
+    RULE_DEVICE_BLOCK: gettext_lazy("Device block"),
+    RULE_CAMPAIGN_BLACKLIST: gettext_lazy("Campaign blacklist"),
+    RULE_REGISTRY_STALE: gettext_lazy("National registry out of date"),
+    RULE_NATIONAL_REGISTRY: gettext_lazy("National registry"),
+    RULE_CALLING_WINDOW: gettext_lazy("Calling window"),
+    RULE_HOLIDAY: gettext_lazy("Holiday"),
+    RULE_ATTEMPT_CAP: gettext_lazy("Attempt cap"),
+}
+
+
+def rule_label(rule: str) -> str:
+    return str(RULE_LABELS.get(rule, rule))
+
 
 DEFAULT_WINDOW = (dt.time(8, 0), dt.time(21, 0))
 # Channels whose timing is regulated: calls and texts, not email.
@@ -60,6 +80,9 @@ class Decision:
     detail: str = ""
     retry_at: dt.datetime | None = None
     ref: int | None = None  # the campaign blacklist that suppressed, for its counters
+    # Where the rule came from: a device setting's source, a blacklist's id, a registry's
+    # code. Stored with the dial state, so a lifted block releases only what it stopped.
+    source: str = ""
 
     @property
     def dial(self) -> bool:
@@ -148,12 +171,18 @@ class PolicyGate:
         setting = settings.get(request.device_key)
         if setting is not None and setting.action == DeviceSetting.Action.BLOCK:
             detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
-            return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
+            return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255], source=setting.source)
         # 2. Campaign blacklists: an enterprise Allow does not override them.
         hit = blacklisted.get((request.campaign_id, request.device_key))
         if hit is not None:
             detail = f"{hit.blacklist_name}: {hit.reason}".rstrip(": ")
-            return Decision(SUPPRESS, RULE_CAMPAIGN_BLACKLIST, detail[:255], ref=hit.blacklist_id)
+            return Decision(
+                SUPPRESS,
+                RULE_CAMPAIGN_BLACKLIST,
+                detail[:255],
+                ref=hit.blacklist_id,
+                source=str(hit.blacklist_id),
+            )
         # 3. National registries, for telemarketing only; an Allow (consent on file)
         #    exempts the device from them, stale or not.
         if self._screened(request, settings):
@@ -165,10 +194,13 @@ class PolicyGate:
                     RULE_REGISTRY_STALE,
                     registry_stale_detail(registry)[:255],
                     retry_at=self.now + STALE_RETRY,
+                    source=registry.code,
                 )
             registry = (on_registry or {}).get(request.device_key)
             if registry is not None:
-                return Decision(SUPPRESS, RULE_NATIONAL_REGISTRY, registry.name)
+                return Decision(
+                    SUPPRESS, RULE_NATIONAL_REGISTRY, registry.name, source=registry.code
+                )
         if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
             decision = self._window(request.device_key, request.time_zone)
             if decision is not None:
@@ -293,28 +325,9 @@ class PolicyGate:
 
     def _blacklist_hits(self, requests: Sequence[DialRequest]) -> dict:
         """Entries of the lists the requests' campaigns use, in the current account."""
-        if not requests:
+        lookup = interfaces.blacklists()
+        if not requests or lookup is None:
             return {}
-        from campaigns.blacklists import blacklist_hits  # a tenant app: asked lazily
-
-        return blacklist_hits(
+        return lookup.hits(
             {r.campaign_id for r in requests}, {r.device_key for r in requests}, self.now
-        )
-
-
-def lock_devices(keys: Sequence[str]) -> None:
-    """Transaction-scoped advisory locks on devices, taken in key order (no deadlocks).
-
-    The dialler holds them while it decides and writes an authorised attempt; saving a
-    block takes the same locks, so a dial is either authorised before the block commits
-    or decided after it, never in between.
-    """
-    unique = sorted(set(keys))
-    if not unique:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-            "FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys",
-            [unique],
         )

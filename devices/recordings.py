@@ -11,7 +11,6 @@ from django.db import connection, transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from accounts.access import pk_or_404
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
 from devices.models import Attempt, RecordingState
@@ -20,25 +19,6 @@ logger = logging.getLogger(__name__)
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
-
-
-def get_recording_for_user(
-    attempt_id, *, enterprise: Enterprise | None = None, account: Account | None = None
-) -> Attempt:
-    """The attempt with a stored recording, if it belongs to the enterprise or account the
-    caller's access was checked for (accounts.access); 404 otherwise."""
-    pk = pk_or_404(attempt_id)
-    attempts = Attempt.objects.filter(pk=pk, recording_state=RecordingState.STORED)
-    if account is not None:
-        attempts = attempts.filter(account_id=account.pk)
-    elif enterprise is not None:
-        attempts = attempts.filter(enterprise_id=enterprise.pk)
-    else:
-        raise Http404
-    attempt = attempts.first()
-    if attempt is None or not attempt.recording_file:
-        raise Http404
-    return attempt
 
 
 def _iterate(handle, start: int, length: int):
@@ -101,7 +81,7 @@ def _unsatisfiable(size: int) -> HttpResponse:
 
 def do_delete_recording(attempt: Attempt, *, actor, request=None) -> Attempt:
     """Removes the file, keeps the trace: N/A (deleted by X at T), audited."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         row = (
             Attempt.objects.select_for_update()
             .filter(pk=attempt.pk, attempted_at=attempt.attempted_at)

@@ -4,15 +4,11 @@ not theirs to know about), platform staff who are not operators a 403."""
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connection
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,18 +16,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.access import pk_or_404
+from accounts.access import operator_view
+from devices import uploads
+from devices.access import get_import_for_operator
 from devices.keys import DeviceKeyError, normalize_phone
 from devices.models import Registry, RegistryImport
-from devices.registry import (
-    MAX_UPLOAD_MB,
-    age_days,
-    do_lookup,
-    do_upload_registry_file,
-    is_stale,
-    reason_text,
-    registry_country,
-)
+from devices.registry.freshness import age_days, is_stale
+from devices.registry.imports import MAX_UPLOAD_MB, do_upload_registry_file, upload_hint
+from devices.registry.lookup import do_lookup, registry_country
+from devices.registry.parsing import reason_text
 
 PAGE_SIZE = 20
 COUNTRY_NAMES = {"BR": gettext_lazy("Brazil"), "US": gettext_lazy("United States")}
@@ -43,34 +36,6 @@ KIND_CHOICES = [
     (RegistryImport.Kind.ADD, gettext_lazy("Add the numbers in the file")),
     (RegistryImport.Kind.REMOVE, gettext_lazy("Remove the numbers in the file")),
 ]
-
-
-def operator_view(view):
-    """Login, then platform operators (superusers) only: 404 for everyone else, 403 for
-    platform staff who are not operators."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if connection.schema_name != "public":
-            raise Http404
-        if not request.user.is_superuser:
-            if request.user.is_staff:
-                raise PermissionDenied
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def get_import_for_operator(import_id) -> RegistryImport:
-    found = (
-        RegistryImport.objects.select_related("registry").filter(pk=pk_or_404(import_id)).first()
-    )
-    if found is None:
-        raise Http404
-    return found
 
 
 class UploadForm(forms.Form):
@@ -150,17 +115,9 @@ def registry_index(request):
     now = timezone.now()
     upload = UploadForm()
     if request.method == "POST":
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > (MAX_UPLOAD_MB + 1) * 1024 * 1024:
-            # Refused before Django reads the body to disk.
-            messages.error(
-                request,
-                _(
-                    "The upload is larger than %(limit)s MB. Split it, or import it on the "
-                    "server with the import_registry command."
-                )
-                % {"limit": MAX_UPLOAD_MB},
-            )
+        limit = uploads.megabytes(MAX_UPLOAD_MB)
+        if uploads.declared_too_large(request, limit):  # before the body is read
+            messages.error(request, uploads.declared_message(limit, upload_hint()))
             return HttpResponseRedirect(reverse("registries:index"))
         upload = UploadForm(request.POST, request.FILES)
         if upload.is_valid():

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from devices import uploads
 from devices.actions import SettingInput
 from devices.blocking import ExpiryError, parse_expiry, saved_by
 from devices.keys import DeviceKeyError, parse_device
@@ -66,22 +67,14 @@ class ParsedImport:
 
 
 def size_error(size: int) -> str:
-    return _(
-        "The file is %(size).1f MB; the limit is %(limit)s MB. Split it and upload the parts."
-    ) % {
-        "size": size / 1024 / 1024,
-        "limit": MAX_IMPORT_BYTES // 1024 // 1024,
-    }
+    return uploads.size_message(size, MAX_IMPORT_BYTES)
 
 
 def _decode(data: bytes) -> str:
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # No latin-1 guess: it always "works" and would garble names silently.
-        raise ImportFileError(
-            _("The file is not UTF-8 text; save it as CSV UTF-8 and upload again.")
-        ) from None
+        return uploads.decode(data)
+    except uploads.NotText as exc:
+        raise ImportFileError(str(exc)) from None
 
 
 def _delimiter(text: str) -> str:

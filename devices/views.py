@@ -4,7 +4,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,8 +17,22 @@ from accounts.access import enterprise_view
 from accounts.actions import audit
 from accounts.models import Account
 from accounts.urls_helpers import account_url
+from devices import uploads
+from devices.access import (
+    get_calling_window_for,
+    get_holiday_for,
+    get_recording_for_user,
+    get_setting_for,
+)
 from devices.actions import do_save_device_setting, do_save_device_settings
 from devices.blocking import RECENT_ATTEMPTS, build_preview, device_history, search_settings
+from devices.calling_rules import (
+    do_add_holiday,
+    do_delete_calling_window,
+    do_delete_holiday,
+    do_save_calling_window,
+    do_set_attempt_cap,
+)
 from devices.forms import (
     AttemptCapForm,
     CallingWindowForm,
@@ -31,9 +44,9 @@ from devices.forms import (
     SettingSearchForm,
     TraceForm,
 )
-from devices.models import CallingWindow, DeviceSetting, Holiday
+from devices.models import DeviceSetting
 from devices.policy import DEFAULT_WINDOW
-from devices.recordings import do_delete_recording, get_recording_for_user, recording_response
+from devices.recordings import do_delete_recording, recording_response
 from devices.setting_csv import (
     MAX_IMPORT_BYTES,
     MAX_REPORTED_ERRORS,
@@ -63,19 +76,21 @@ def calling_rules(request, enterprise):
     holiday_form = HolidayForm(request.POST if action == "holiday" else None, enterprise=enterprise)
     form = {"cap": cap_form, "window": window_form, "holiday": holiday_form}.get(action)
     if form is not None and form.is_valid():
-        with transaction.atomic():
-            if action == "window":
-                data = form.cleaned_data
-                obj, _created = CallingWindow.objects.update_or_create(
-                    enterprise=enterprise,
-                    region=data["region"],
-                    defaults={"start": data["start"], "end": data["end"]},
-                )
-            else:
-                obj = form.save()
-            details = {k: str(v) for k, v in form.cleaned_data.items()}
-            audit(request.user, f"calling_rules.{action}", enterprise=enterprise, obj=obj,
-                  details=details, request=request)  # fmt: skip
+        data = form.cleaned_data
+        who = {"actor": request.user, "request": request}
+        if action == "window":
+            do_save_calling_window(
+                enterprise, region=data["region"], start=data["start"], end=data["end"], **who
+            )
+        elif action == "holiday":
+            do_add_holiday(
+                enterprise, date=data["date"], region=data["region"], name=data["name"], **who
+            )
+        else:
+            do_set_attempt_cap(
+                enterprise, attempt_cap=data["attempt_cap"],
+                attempt_cap_days=data["attempt_cap_days"], **who,
+            )  # fmt: skip
         messages.success(request, _("Calling rules saved."))
         return HttpResponseRedirect(_rules_url(enterprise))
     return render(
@@ -97,14 +112,14 @@ def calling_rules(request, enterprise):
 @enterprise_view
 @require_POST
 def delete_calling_rule(request, enterprise, kind: str, pk: int):
-    model = {"window": CallingWindow, "holiday": Holiday}.get(kind)
-    obj = model.objects.filter(enterprise=enterprise, pk=pk).first() if model else None
-    if obj is None:
+    if kind == "window":
+        do_delete_calling_window(
+            get_calling_window_for(enterprise, pk), actor=request.user, request=request
+        )
+    elif kind == "holiday":
+        do_delete_holiday(get_holiday_for(enterprise, pk), actor=request.user, request=request)
+    else:
         raise Http404
-    with transaction.atomic():
-        audit(request.user, f"calling_rules.delete_{kind}", enterprise=enterprise, obj=obj,
-              request=request)  # fmt: skip
-        obj.delete()
     messages.success(request, _("Removed."))
     return HttpResponseRedirect(_rules_url(enterprise))
 
@@ -215,14 +230,6 @@ def _blocking_url(enterprise) -> str:
     return reverse("devices:device_blocking", args=[enterprise.pk])
 
 
-def _setting_or_404(enterprise, pk: int) -> DeviceSetting:
-    """Any row of one of this enterprise's devices; another enterprise's is not found."""
-    setting = DeviceSetting.objects.filter(enterprise=enterprise, pk=pk).first()
-    if setting is None:
-        raise Http404
-    return setting
-
-
 def _saved_message(setting: DeviceSetting) -> str:
     if setting.action == DeviceSetting.Action.BLOCK:
         text = _("Saved: calls to %(device)s are blocked in every account.")
@@ -297,7 +304,7 @@ def device_blocking(request, enterprise):
 @require_GET
 def device_setting_detail(request, enterprise, pk: int):
     """One device: its setting now, every setting it has had, its latest attempts."""
-    row = _setting_or_404(enterprise, pk)
+    row = get_setting_for(enterprise, pk)
     now = timezone.now()
     history = device_history(enterprise, row.device_key)
     page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -335,7 +342,7 @@ def _current_or_redirect(request, enterprise, row: DeviceSetting):
 @require_http_methods(["GET", "POST"])
 def device_setting_remove(request, enterprise, pk: int):
     """Remove a device's setting (a Clear row: the history stays), after confirming."""
-    current, redirect = _current_or_redirect(request, enterprise, _setting_or_404(enterprise, pk))
+    current, redirect = _current_or_redirect(request, enterprise, get_setting_for(enterprise, pk))
     if redirect is not None:
         return redirect
     form = RemoveSettingForm(request.POST if request.method == "POST" else None)
@@ -361,7 +368,7 @@ def device_setting_remove(request, enterprise, pk: int):
 def device_setting_expiry(request, enterprise, pk: int):
     """Set or change when a device's current setting stops applying: saved as a new row
     with the same setting and reason, so the history shows who changed it and when."""
-    current, redirect = _current_or_redirect(request, enterprise, _setting_or_404(enterprise, pk))
+    current, redirect = _current_or_redirect(request, enterprise, get_setting_for(enterprise, pk))
     if redirect is not None:
         return redirect
     if request.method == "POST":
@@ -401,6 +408,9 @@ def device_setting_expiry(request, enterprise, pk: int):
 def device_settings_import(request, enterprise):
     """Many blocks from a CSV file: bad lines reported by number, good lines saved."""
     posted = request.method == "POST"
+    if posted and uploads.declared_too_large(request, MAX_IMPORT_BYTES):  # before reading
+        messages.error(request, uploads.declared_message(MAX_IMPORT_BYTES))
+        return HttpResponseRedirect(reverse("devices:device_import", args=[enterprise.pk]))
     form = SettingImportForm(request.POST, request.FILES) if posted else SettingImportForm()
     if posted and form.is_valid():
         upload = form.cleaned_data["file"]

@@ -1,7 +1,7 @@
 """`make run` and `make test`, on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL say.
 
     python -m enterprise_portal.launcher run           # web + worker + beat, demo data
-    python -m enterprise_portal.launcher test [ARGS]   # ruff, then pytest ARGS
+    python -m enterprise_portal.launcher test [ARGS]   # ruff, lint-imports, then pytest ARGS
     python -m enterprise_portal.launcher manage CMD    # any manage.py command
 
 The embedded servers are real: PostgreSQL from the ``pgserver`` wheel and Redis
@@ -252,6 +252,10 @@ def cmd_test(pytest_args: list[str]) -> int:
         return 1
     if subprocess.run([ruff, "format", "--check", "."], cwd=ROOT).returncode != 0:
         log("Run `make format` to format the code.")
+        return 1
+    log("lint-imports (the layers in docs/architecture.md)")
+    linter = shutil.which("lint-imports", path=str(Path(PYTHON).parent)) or "lint-imports"
+    if subprocess.run([linter, "--no-cache"], cwd=ROOT).returncode != 0:
         return 1
     with services(purpose="test"):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode

@@ -42,7 +42,10 @@ TENANT_APPS = [
     "campaigns",
     "contacts",
 ]
-INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+# The project app (the demo's management command); no models, so no schema.
+INSTALLED_APPS = (
+    SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["enterprise_portal"]
+)
 
 TENANT_MODEL = "accounts.Account"
 TENANT_DOMAIN_MODEL = "accounts.Domain"

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from campaigns import blacklist_views
+from campaigns import contact_views as dialler_contact_views
 from campaigns import views as campaign_views
 from contacts import views as contact_views
 
@@ -46,10 +47,14 @@ account_patterns = (
         path(
             "lists/<int:list_id>/progress.json", contact_views.list_progress, name="list_progress"
         ),
-        path("contacts/<int:contact_id>/", contact_views.contact_detail, name="contact_detail"),
+        path(
+            "contacts/<int:contact_id>/",
+            dialler_contact_views.contact_detail,
+            name="contact_detail",
+        ),
         path(
             "contacts/<int:contact_id>/disposition/",
-            blacklist_views.contact_disposition,
+            dialler_contact_views.contact_disposition,
             name="contact_disposition",
         ),
         path("blacklists/", blacklist_views.blacklist_index, name="blacklists"),

@@ -196,14 +196,14 @@ def test_the_campaign_page_attaches_lists_and_sets_the_auto_add_rule(personas):
 
 
 def test_an_agent_marks_do_not_call_and_the_device_is_blocked(personas):
-    from campaigns import dialer
+    from campaigns import dial_states
 
     with tenant_context(personas.acct_a1):
         sub = factories.sub_campaign(
             factories.contact_list([{"client_id": "D", "phones": [NUMBER]}])
         )
         state = DialState.objects.get(sub_campaign=sub)
-        attempt = dialer.ledger_row(sub, state, disposition="ANSWERED", attempt_number=1)
+        attempt = dial_states.ledger_row(sub, state, disposition="ANSWERED", attempt_number=1)
         attempt.save()
     client = client_for(personas, "agent")
     page = client.get(f"/a/acme-one/contacts/{state.contact_id}/").content.decode()

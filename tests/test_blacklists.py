@@ -11,23 +11,20 @@ import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import tenant_context
 
-from campaigns import dialer
-from campaigns.blacklist_import import run_blacklist_import
+from campaigns import dial_states, dialer
+from campaigns.auto_rules import apply_auto_rules
+from campaigns.blacklist_import import do_upload_blacklist, run_blacklist_import
 from campaigns.blacklists import (
-    apply_auto_rules,
     do_add_entry,
     do_create_blacklist,
-    do_record_agent_disposition,
     do_remove_entry,
     do_set_blacklist_campaigns,
-    do_upload_blacklist,
-    parse_entry,
     release_expired,
 )
+from campaigns.dispositions import do_record_agent_disposition
 from campaigns.models import Blacklist, BlacklistEntry, BlacklistImport, Campaign, DialState
-from campaigns.states import sync_dial_states
 from devices.actions import do_save_device_setting
-from devices.keys import DeviceKeyError, normalize_phone
+from devices.keys import DeviceKeyError, normalize_phone, parse_phone_or_extension
 from devices.models import Attempt, DeviceSetting
 from devices.policy import DIAL, SUPPRESS, DialRequest, PolicyGate
 from tests import factories
@@ -63,7 +60,8 @@ def test_adding_a_number_removes_it_at_once_from_every_campaign_using_the_list(p
         assert _status(first, OTHER) == "pending"
         assert _status(unrelated) == "pending", "a campaign not using the list still dials"
         state = DialState.objects.get(sub_campaign=first, device_key=NUMBER)
-        assert state.last_reason == "campaign_blacklist: Opt-outs"
+        assert (state.last_rule, state.last_reason) == ("campaign_blacklist", "Opt-outs")
+        assert state.last_rule_source == str(blacklist.pk)
         blacklist.refresh_from_db()
         assert blacklist.suppressed_count == 2 and blacklist.last_suppressed_at is not None
     rows = Attempt.objects.filter(account_id=personas.acct_a1.pk, device_key=NUMBER)
@@ -108,7 +106,7 @@ def test_contacts_imported_later_arrive_suppressed(personas):
         do_add_entry(blacklist, PHONE, NUMBER)
         later = factories.contact_list([{"client_id": "LATE", "phones": [NUMBER]}])
         sub.contact_lists.add(later)
-        sync_dial_states(contact_list_ids=[later.pk])
+        dial_states.sync(contact_list_ids=[later.pk])
         assert _status(sub) == "suppressed"
         assert _status(sub, OTHER) == "pending"
 
@@ -118,9 +116,9 @@ def test_extension_entries_stop_extensions(personas):
         sub = factories.sub_campaign(factories.contact_list([{"phones": ["4321", "+17135554303"]}]))
         blacklist = do_create_blacklist(name="Internal")
         do_set_blacklist_campaigns(blacklist, [sub.campaign])
-        kind, key = parse_entry(" 4321 ", "US")
-        assert (kind, key) == (EXT, "4321")
-        do_add_entry(blacklist, kind, key)
+        device = parse_phone_or_extension(" 4321 ", "US")
+        assert (device.kind, device.key) == (EXT, "4321")
+        do_add_entry(blacklist, device.kind, device.key)
         assert _status(sub, "4321") == "suppressed"
         assert _status(sub, "+17135554303") == "pending"
 
@@ -184,7 +182,7 @@ def test_the_dispatcher_suppresses_and_counts_per_list(personas):
 def _finish(sub, disposition, device=NUMBER):
     """One finished attempt with this result in the ledger."""
     state = DialState.objects.get(sub_campaign=sub, device_key=device)
-    row = dialer.ledger_row(sub, state, disposition=disposition, attempt_number=1)
+    row = dial_states.ledger_row(sub, state, disposition=disposition, attempt_number=1)
     row.save()
     return row
 
@@ -231,7 +229,8 @@ def test_a_wrong_number_result_feeds_the_rule_and_do_not_call_blocks(personas):
      "001 713 555 4101"],
 )  # fmt: skip
 def test_the_fast_path_agrees_with_phonenumbers_us(value):
-    assert parse_entry(value, "US") == (PHONE, normalize_phone(value, "US"))
+    device = parse_phone_or_extension(value, "US")
+    assert (device.kind, device.key) == (PHONE, normalize_phone(value, "US"))
 
 
 @pytest.mark.parametrize(
@@ -240,7 +239,8 @@ def test_the_fast_path_agrees_with_phonenumbers_us(value):
      "+55 21 3234-5678"],
 )  # fmt: skip
 def test_the_fast_path_agrees_with_phonenumbers_br(value):
-    assert parse_entry(value, "BR") == (PHONE, normalize_phone(value, "BR"))
+    device = parse_phone_or_extension(value, "BR")
+    assert (device.kind, device.key) == (PHONE, normalize_phone(value, "BR"))
 
 
 def test_random_numbers_agree_with_phonenumbers():
@@ -253,13 +253,13 @@ def test_random_numbers_agree_with_phonenumbers():
                 expected = normalize_phone(value, region)
             except DeviceKeyError:
                 continue
-            assert parse_entry(value, region)[1] == expected
+            assert parse_phone_or_extension(value, region).key == expected
 
 
 @pytest.mark.parametrize("bad", ["1", "12345678901234567", "abc", "713 555", "+99 123"])
 def test_bad_values_are_refused_with_a_message(bad):
     with pytest.raises(DeviceKeyError) as info:
-        parse_entry(bad, "US")
+        parse_phone_or_extension(bad, "US")
     assert str(info.value)
 
 

@@ -20,9 +20,10 @@ from django_tenants.utils import tenant_context
 from accounts.models import Account, AuditEvent, User
 from campaigns.models import Campaign, DialState, SubCampaign
 from contacts import importer
-from contacts.actions import SYNC_IMPORT_MAX_BYTES, do_upload_contact_list
-from contacts.importer import check_upload_size, import_csv, run_import
+from contacts.actions import do_upload_contact_list
+from contacts.importer import import_csv, run_import, upload_limit_bytes
 from contacts.models import Contact, ContactImportIssue, ContactList
+from devices.uploads import SYNC_IMPORT_MAX_BYTES, check_size
 
 NOT_UTF8 = "The file is not UTF-8 text; save it as CSV UTF-8 and upload again."
 
@@ -299,7 +300,7 @@ def test_utf8_with_and_without_bom_is_accepted(acme):
         (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "This is a spreadsheet workbook"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "This is a spreadsheet workbook"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "This is not a CSV text"),
-        ("name,phone\n".encode("utf-16"), NOT_UTF8),
+        ("name,phone\n".encode("utf-16"), "The file is UTF-16 text, not UTF-8"),
         (bytes(range(1, 32)) * 20, "This is not a CSV text"),
     ],
     ids=[
@@ -333,9 +334,10 @@ def test_broken_quoting_fails_with_the_line(acme):
 
 def test_oversized_upload_is_refused_stating_the_limit():
     limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-    check_upload_size(limit)  # at the limit: fine
+    assert upload_limit_bytes() == limit
+    check_size(limit, limit)  # at the limit: fine
     with pytest.raises(ValidationError) as refused:
-        check_upload_size(limit + 1)
+        check_size(limit + 1, limit)
     assert f"the limit is {settings.MAX_UPLOAD_MB} MB" in refused.value.messages[0]
 
 

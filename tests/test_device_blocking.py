@@ -381,7 +381,7 @@ def test_release_leaves_states_another_rule_suppressed(personas):
     sub = _running(personas.acct_a1, [DEVICE, OTHER])
     with tenant_context(personas.acct_a1):
         DialState.objects.filter(sub_campaign=sub, device_key=OTHER).update(
-            status="suppressed", last_reason="calling_window: no common calling window"
+            status="suppressed", last_rule="calling_window", last_reason="no common calling window"
         )
     do_save_device_setting(personas.ent_a, DEVICE, BLOCK)
     do_save_device_setting(personas.ent_a, OTHER, ALLOW)

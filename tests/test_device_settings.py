@@ -112,7 +112,7 @@ def test_saving_a_block_cancels_queued_attempts_in_every_account(personas):
     for slug, account in (("acme-one", personas.acct_a1), ("acme-two", personas.acct_a2)):
         with tenant_context(account):
             state = DialState.objects.get(sub_campaign=subs[slug])
-        assert state.status == "suppressed" and state.last_reason.startswith("device_block")
+        assert state.status == "suppressed" and state.last_rule == "device_block"
         row = Attempt.objects.get(account_id=account.pk, sub_campaign_id=subs[slug].pk)
         assert (row.disposition, row.suppression_rule) == ("SUPPRESSED", "device_block")
     with tenant_context(personas.acct_b1):  # another enterprise: untouched

@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-from campaigns import dialer
+from campaigns import dial_states, dialer
 from campaigns.gateways import get_gateway, physical_delivery_count
 from campaigns.inbound import record_inbound_sms
 from campaigns.models import DialState
@@ -80,7 +80,7 @@ def test_retries_follow_the_policy_and_stop_at_max_attempts(acme_one):
         sub = factories.sub_campaign(
             factories.contact_list(_people(phones)),
             max_attempts=3,
-            retry_minutes={key: 0 for key in dialer.RETRYABLE},
+            retry_minutes={key: 0 for key in dial_states.RETRYABLE},
         )
         _run_until_settled(sub, WORKDAY)
     states = list(DialState.objects.filter(sub_campaign=sub))
@@ -89,7 +89,7 @@ def test_retries_follow_the_policy_and_stop_at_max_attempts(acme_one):
     for state in states:
         count = Attempt.objects.filter(account_id=acme_one.pk, dial_state_id=state.pk).count()
         assert count == state.attempts <= 3
-        if state.last_disposition in dialer.RETRYABLE:
+        if state.last_disposition in dial_states.RETRYABLE:
             assert state.attempts == 3, "a retryable result is retried until max attempts"
         retried += state.attempts > 1
     assert retried > 0
@@ -99,7 +99,7 @@ def test_retry_waits_for_the_configured_minutes(acme_one):
     with time_machine.travel(WORKDAY, tick=False):
         sub = factories.sub_campaign(
             factories.contact_list(_people([f"+1713555{n:04d}" for n in range(4200, 4230)])),
-            retry_minutes={key: 45 for key in dialer.RETRYABLE},
+            retry_minutes={key: 45 for key in dial_states.RETRYABLE},
         )
         _run_until_settled(sub, WORKDAY, rounds=1)
     waiting = DialState.objects.filter(sub_campaign=sub, status="pending")
@@ -119,7 +119,7 @@ def test_outside_the_calling_window_devices_are_deferred_to_local_morning(acme_o
     state = DialState.objects.get(sub_campaign=sub)
     assert state.status == "pending"
     assert state.next_attempt_at == dt.datetime(2026, 3, 10, 13, 0, tzinfo=dt.UTC)  # 08:00 CDT
-    assert state.last_reason.startswith("calling_window")
+    assert state.last_rule == "calling_window"
     assert not Attempt.objects.filter(account_id=acme_one.pk, sub_campaign_id=sub.pk).exists()
 
 
@@ -271,7 +271,7 @@ def test_an_authorised_attempt_never_delivered_is_judged_again_when_resumed(acme
     with time_machine.travel(evening + dt.timedelta(hours=5), tick=False):  # 01:55 CDT
         assert dialer.perform_attempt(state.pk, token) == "skipped"
     state.refresh_from_db()
-    assert state.status == "pending" and state.last_reason.startswith("calling_window")
+    assert state.status == "pending" and state.last_rule == "calling_window"
     assert not Attempt.objects.filter(pk=attempt.pk).exists(), "no attempt was made"
     assert physical_delivery_count(attempt.pk) == 0
 
@@ -304,7 +304,7 @@ def test_the_cap_holds_inside_one_chunk_for_a_shared_household_number(acme_one, 
     assert dialled.count() == 2
     deferred = DialState.objects.filter(sub_campaign=sub, status="pending")
     assert deferred.count() == 3
-    assert all(s.last_reason.startswith("attempt_cap") for s in deferred)
+    assert all(s.last_rule == "attempt_cap" for s in deferred)
 
 
 def test_the_contacts_own_time_zone_narrows_the_window(personas):
@@ -353,3 +353,35 @@ def test_message_placeholders_are_checked_when_saving(acme_one):
     from campaigns.models import render_message
 
     assert render_message("Hi {name} ({client_id})", name="Ana", client_id="A1") == "Hi Ana (A1)"
+
+
+def _text_once(sub, now):
+    """One dispatch and delivery of the sub-campaign's queued texts, at ``now``."""
+    with time_machine.travel(now, tick=False):
+        dialer.dispatch_sub_campaign(sub.pk, now=now)
+        for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
+            assert dialer.perform_attempt(state.pk, str(state.claim_token)) == "recorded"
+
+
+def test_a_reply_lands_on_the_sub_campaign_that_texted_last(acme_one, settings):
+    settings.SIMULATOR_REPLY_PERCENT = 0
+    device = "+17135554190"
+    listing = factories.contact_list([{"client_id": "R1", "phones": [device]}])
+    with time_machine.travel(WORKDAY - dt.timedelta(hours=1), tick=False):
+        # The later sub-campaign's states are made first: their rows are the older ones, so
+        # a pick by the states' age, not by who texted, would choose the wrong one.
+        later = factories.sub_campaign(listing, channel="sms", name="Texts second")
+    with time_machine.travel(WORKDAY - dt.timedelta(minutes=30), tick=False):
+        first = factories.sub_campaign(listing, channel="sms", name="Texts first")
+    _text_once(first, WORKDAY)
+    _text_once(later, WORKDAY + dt.timedelta(minutes=5))
+    with time_machine.travel(WORKDAY + dt.timedelta(minutes=6), tick=False):
+        reply = record_inbound_sms(device_key=device, to_address="55123", text="Who is this?")
+    assert (reply.sub_campaign_id, reply.sub_campaign_name) == (later.pk, "Texts second")
+    assert reply.direction == "inbound" and reply.client_id == "R1"
+    # And the other way round once the first texts again: the reply follows the last text.
+    DialState.objects.filter(sub_campaign=first).update(status="pending", next_attempt_at=None)
+    _text_once(first, WORKDAY + dt.timedelta(minutes=10))
+    with time_machine.travel(WORKDAY + dt.timedelta(minutes=11), tick=False):
+        reply = record_inbound_sms(device_key=device, to_address="55123", text="Stop it")
+    assert reply.sub_campaign_id == first.pk

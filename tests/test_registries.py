@@ -27,10 +27,10 @@ from accounts.models import AuditEvent, User
 from campaigns import dialer
 from campaigns.actions import do_activate_sub_campaign
 from campaigns.models import DialState, Purpose
-from devices import registry as reg
 from devices.actions import do_save_device_setting
 from devices.models import Registry, RegistryBlock, RegistryImport
 from devices.policy import DEFER, DIAL, SUPPRESS, DialRequest, PolicyGate
+from devices.registry import codec, imports, lookup, parsing, store
 from tests import factories
 from tests.helpers import client_for
 
@@ -48,18 +48,24 @@ FIXED, MOBILE, FIXED_OR_MOBILE = (
 )  # NANP, but Toronto: not the US registry's business
 
 
-def _parse(text: str | bytes, country: str, name: str = "f.txt") -> reg.ParseResult:
+def _parse(text: str | bytes, country: str, name: str = "f.txt") -> parsing.ParseResult:
     data = text.encode() if isinstance(text, str) else text
-    return reg.parse_lines(io.BytesIO(data), reg.SCHEMES[country], reg.ParseResult(), name=name)
+    scheme = parsing.SCHEMES[country]
+    return parsing.parse_lines(io.BytesIO(data), scheme, parsing.ParseResult(), name=name)
 
 
-def _numbers(result: reg.ParseResult, country: str) -> set[str]:
-    code = reg.SCHEMES[country].country_code
+def _numbers(result: parsing.ParseResult, country: str) -> set[str]:
+    code = parsing.SCHEMES[country].country_code
     return {
         f"+{code}{key.decode()}{suffix:04d}"
         for key, suffixes in result.blocks.items()
         for suffix in suffixes
     }
+
+
+def _key(found: tuple[bytes, int], country: str) -> str:
+    code = parsing.SCHEMES[country].country_code
+    return f"+{code}{found[0].decode()}{found[1]:04d}"
 
 
 def _registry(country: str) -> Registry:
@@ -71,10 +77,10 @@ def _load(country: str, numbers: list[str], when: dt.datetime = WORKDAY, generat
     registry = _registry(country)
     blocks: dict[int, list[int]] = {}
     for key in numbers:
-        prefix, suffix = reg.split_key(key)
+        prefix, suffix = codec.split_key(key)
         blocks.setdefault(prefix, []).append(suffix)
-    rows = [(p, len(set(s)), reg.encode_block(sorted(set(s)))) for p, s in sorted(blocks.items())]
-    reg.replace_numbers(registry, generation or random.randint(10**9, 2 * 10**9), rows, now=when)
+    rows = [(p, len(set(s)), codec.encode_block(sorted(set(s)))) for p, s in sorted(blocks.items())]
+    store.replace_numbers(registry, generation or random.randint(10**9, 2 * 10**9), rows, now=when)
     return registry
 
 
@@ -86,8 +92,8 @@ def _file(tmp_path, name: str, content: str | bytes) -> str:
 
 def _import(tmp_path, country: str, kind: str, content: str | bytes, name: str = "dnc.txt"):
     path = _file(tmp_path, name, content)
-    job = reg.do_create_path_import(_registry(country), kind, [path])
-    reg.run_import(job.pk)
+    job = imports.do_create_path_import(_registry(country), kind, [path])
+    imports.run_import(job.pk)
     job.refresh_from_db()
     return job
 
@@ -124,8 +130,8 @@ def test_malformed_us_lines_are_reported_with_their_line_numbers_and_good_lines_
     assert result.rejected == [
         ["f.txt", 2, "713555410", "length"],
         ["f.txt", 4, "call me maybe", "characters"],
-        ["f.txt", 5, "0135554101", "area_code"],
-        ["f.txt", 6, "7131554101", "area_code"],
+        ["f.txt", 5, "0135554101", "range"],
+        ["f.txt", 6, "7131554101", "range"],
         ["f.txt", 7, "27135554101", "length"],
     ]
     assert (result.lines_read, result.accepted, result.rejected_count) == (7, 2, 5)
@@ -168,28 +174,31 @@ def test_malformed_brazilian_lines():
         "+11912345678\n"  # written with + but without 55
         "0112345678\n"  # DDD with a 0
         "123456789\n"  # too short
-        "+44 20 7946 0958\n",  # not Brazilian at all
+        "+44 20 7946 0958\n"  # not Brazilian at all
+        "55500123456\n",  # not DDD 55: the premium-rate 500 123 456, as phonenumbers reads it
         "BR",
     )
+    # Refusals are the normaliser's: "+1 191…" is read as a (bad) US number, not a
+    # Brazilian one missing its 55.
     assert [r[1:] for r in result.rejected] == [
-        [1, "11812345678", "subscriber"],
-        [2, "1191234567", "subscriber"],
-        [3, "+11912345678", "country"],
-        [4, "0112345678", "area_code"],
-        [5, "123456789", "length"],
+        [1, "11812345678", "range"],
+        [2, "1191234567", "range"],
+        [3, "+11912345678", "range"],
+        [4, "0112345678", "range"],
+        [5, "123456789", "range"],
         [6, "+44 20 7946 0958", "country"],
     ]
-    assert result.accepted == 0
+    assert _numbers(result, "BR") == {"+55500123456"}
 
 
 def test_line_numbers_stay_right_across_chunks_and_only_the_first_rejects_are_kept():
     good = [f"713555{n:04d}" for n in range(10_000)] * 12  # ~1.3 MB: several chunks
     lines = list(good)
-    for n in range(reg.REJECTED_KEPT + 5):
+    for n in range(parsing.REJECTED_KEPT + 5):
         lines.insert(100_000 + n * 3, f"bad{n}")
     result = _parse("\n".join(lines) + "\n", "US")
-    assert result.rejected_count == reg.REJECTED_KEPT + 5
-    assert len(result.rejected) == reg.REJECTED_KEPT
+    assert result.rejected_count == parsing.REJECTED_KEPT + 5
+    assert len(result.rejected) == parsing.REJECTED_KEPT
     assert result.rejected[0][1:3] == [100_001, "bad0"]
     assert result.rejected[1][1:3] == [100_004, "bad1"]
     assert result.accepted == len(good)
@@ -197,9 +206,9 @@ def test_line_numbers_stay_right_across_chunks_and_only_the_first_rejects_are_ke
 
 
 def test_a_utf16_or_binary_file_is_refused():
-    with pytest.raises(reg.FileProblem, match="UTF-16"):
+    with pytest.raises(parsing.FileProblem, match="UTF-16"):
         _parse("7135554101\n".encode("utf-16"), "US")
-    with pytest.raises(reg.FileProblem, match="not a text file"):
+    with pytest.raises(parsing.FileProblem, match="not a CSV text file"):
         _parse(b"\x00\x01\x02garbage", "US", name="dnc.xls")
 
 
@@ -216,14 +225,16 @@ def test_a_utf8_bom_and_windows_line_ends_are_fine():
     plus=st.booleans(),
 )
 def test_the_fast_path_and_the_line_by_line_check_agree(country, digits, plus):
+    """A clean line (the shape and a block check) and the same value read on its own by
+    the normaliser (line_key) give the same key, or are both refused."""
     line = ("+" if plus else "") + digits
-    scheme = reg.SCHEMES[country]
-    match = scheme.fast.fullmatch(line.encode())
-    checked = scheme.national(line)
-    if match is None:
-        assert isinstance(checked, str)
+    scheme = parsing.SCHEMES[country]
+    fast = _parse(f"{line}\n".encode(), country)
+    slow = parsing.line_key(line, scheme)
+    if isinstance(slow, str):
+        assert fast.accepted == 0
     else:
-        assert checked == (match.group(1), int(match.group(2)))
+        assert fast.accepted == 1 and _numbers(fast, country) == {_key(slow, country)}
 
 
 @pytest.mark.parametrize("country", ["US", "BR"])
@@ -254,18 +265,61 @@ def test_numbers_phonenumbers_calls_valid_are_accepted_and_keyed_the_same(countr
     assert _numbers(result, country) == expected
 
 
+def _registry_lines(country: str, count: int, seed: int) -> list[str]:
+    """Lines as registry files hold them: mostly clean numbers of the country in every
+    written form, clustered by exchange, with invalid ranges and other countries mixed in."""
+    rng = random.Random(seed)
+    lines = []
+    while len(lines) < count:
+        if country == "US":
+            prefix = f"{rng.randint(100, 999)}{rng.randint(100, 999)}"
+            forms = ("{n}", "1{n}", "+1{n}", "+1 {a} {b} {c}", "({a}) {b}-{c}", "{a},{b}{c}")
+        else:
+            prefix = f"{rng.randint(10, 99)}{rng.choice(['9', ''])}{rng.randint(1000, 9999)}"
+            forms = ("{n}", "55{n}", "+55{n}", "+55 {a} {b}-{c}", "({a}) {b}-{c}", "0{n}")
+        for _ in range(rng.randint(1, 8)):  # several numbers of one block
+            national = f"{prefix}{rng.randint(0, 9999):04d}"
+            cut = 3 if country == "US" else 2
+            a, rest = national[:cut], national[cut:]
+            b, c = rest[:-4], rest[-4:]
+            form = rng.choice(forms)
+            lines.append(form.format(n=national, a=a, b=b, c=c))
+    return lines[:count]
+
+
+@pytest.mark.parametrize("country", ["US", "BR"])
+def test_a_file_of_many_lines_agrees_with_the_normaliser_line_by_line(country):
+    """200,000 lines through the import's reader (clean chunks, blocks decided once per
+    prefix) against each line read alone by the normaliser: same keys, same refusals."""
+    lines = _registry_lines(country, 200_000, seed=11 if country == "US" else 12)
+    result = _parse("\n".join(lines) + "\n", country)
+    scheme = parsing.SCHEMES[country]
+    expected, refused = set(), set()
+    for number, line in enumerate(lines, start=1):
+        value = line.replace(",", "") if country == "US" and "," in line else line
+        found = parsing.line_key(value, scheme)
+        if isinstance(found, str):
+            refused.add(number)
+        else:
+            expected.add(_key(found, country))
+    assert _numbers(result, country) == expected
+    assert result.rejected_count == len(refused)
+    assert {line for _name, line, _text, _reason in result.rejected} <= refused
+    assert len(expected) > 50_000 and refused, "both outcomes are exercised"
+
+
 # --- 2. blocks ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("count", [1, 2, 623, 624, 625, 626, 5000, 10_000])
 def test_blocks_round_trip_and_are_never_bigger_than_a_bitmap(count):
     suffixes = sorted(random.Random(count).sample(range(10_000), count))
-    data = reg.encode_block(suffixes)
-    assert len(data) == (2 * count if count <= reg.ARRAY_MAX else reg.BITMAP_BYTES)
-    assert reg.decode_block(data) == suffixes
+    data = codec.encode_block(suffixes)
+    assert len(data) == (2 * count if count <= codec.ARRAY_MAX else codec.BITMAP_BYTES)
+    assert codec.decode_block(data) == suffixes
     members = set(suffixes)
     for s in [0, 1, 4999, 9998, 9999, *suffixes[:50]]:
-        assert reg.block_contains(data, s) == (s in members)
+        assert codec.block_contains(data, s) == (s in members)
 
 
 # --- 3. imports: full snapshots and incremental files ------------------------------------------
@@ -282,7 +336,7 @@ def _listed_now(country: str) -> set[str]:
         return {
             f"+{prefix}{suffix:04d}"
             for prefix, data in cursor.fetchall()
-            for suffix in reg.decode_block(bytes(data))
+            for suffix in codec.decode_block(bytes(data))
         }
 
 
@@ -339,14 +393,14 @@ def test_incremental_changes_switch_a_block_between_array_and_bitmap(personas, t
     _import(tmp_path, "BR", "add", many)
     registry = _registry("BR")
     block = RegistryBlock.objects.get(registry_id=registry.pk, prefix=551191234)
-    assert (block.count, len(bytes(block.suffixes))) == (700, reg.BITMAP_BYTES)
+    assert (block.count, len(bytes(block.suffixes))) == (700, codec.BITMAP_BYTES)
     fewer = "\n".join(f"1191234{n:04d}" for n in range(1, 600)) + "\n"
     _import(tmp_path, "BR", "remove", fewer)
     block = RegistryBlock.objects.get(registry_id=registry.pk, prefix=551191234)
     assert block.count == 101
     assert len(bytes(block.suffixes)) == 202
-    assert reg.is_listed(registry, "+5511912340650")
-    assert not reg.is_listed(registry, "+5511912340001")
+    assert lookup.is_listed(registry, "+5511912340650")
+    assert not lookup.is_listed(registry, "+5511912340001")
 
 
 def test_an_incremental_file_needs_a_full_snapshot_first(personas, tmp_path):
@@ -385,7 +439,7 @@ def test_the_management_command_imports_files_from_disk(personas, tmp_path):
 
 def test_a_finished_import_is_not_run_again(personas, tmp_path):
     job = _import(tmp_path, "US", "full", "7135554101\n")
-    assert reg.run_import(job.pk) is None
+    assert imports.run_import(job.pk) is None
     assert RegistryImport.objects.get(pk=job.pk).status == "ready"
 
 
@@ -399,7 +453,7 @@ def test_lookup_of_numbers_in_both_registries_in_one_query(personas):
     ]
     pairs.append((us.pk, BR_LISTED[0]))  # a Brazilian number is never on the US registry
     with CaptureQueriesContext(connection) as queries:
-        found = reg.listed(pairs)
+        found = lookup.listed(pairs)
     assert [q for q in queries if "registryblock" in q["sql"]] == queries[-1:]
     assert found == {(us.pk, k) for k in US_LISTED} | {(br.pk, k) for k in BR_LISTED}
 
@@ -595,7 +649,10 @@ def test_a_running_telemarketing_sub_campaign_stops_dialling_when_its_registry_g
     assert {s.status for s in states} == {"pending"}
     assert {s.next_attempt_at for s in states} == {later + dt.timedelta(hours=1)}
     assert all(
-        s.last_reason.startswith("registry_stale: Não Me Perturbe last imported") for s in states
+        s.last_rule == "registry_stale"
+        and s.last_rule_source == "br_nmp"
+        and s.last_reason.startswith("Não Me Perturbe last imported")
+        for s in states
     )
 
 
@@ -661,7 +718,7 @@ def test_upload_queues_an_import_and_shows_its_progress_page(personas):
         "queued"
     )
     # What the worker does (tested with a real worker in test_registries_worker.py):
-    reg.run_import(job.pk)
+    imports.run_import(job.pk)
     progress = client.get(f"/platform/registries/imports/{job.pk}/progress.json").json()
     assert progress == {
         "status": "ready", "status_label": "Imported", "percent": 100, "lines_read": 3,
@@ -756,8 +813,9 @@ def test_merging_a_block_matches_set_arithmetic(start, change, remove):
     current = set(rng.sample(range(10_000), start))
     pool = sorted(current) if remove else range(10_000)
     changed = sorted(rng.sample(pool, min(change, len(pool))))
-    data = reg.encode_block(sorted(current)) if current else None
-    payload, count = reg.merge_block(data, changed, remove=remove)
+    data = codec.encode_block(sorted(current)) if current else None
+    payload, count = codec.merge_block(data, changed, remove=remove)
     expected = current.difference(changed) if remove else current.union(changed)
-    assert (reg.decode_block(payload) if count else [], count) == (sorted(expected), len(expected))
-    assert len(payload) == (2 * count if count <= reg.ARRAY_MAX else reg.BITMAP_BYTES)
+    decoded = codec.decode_block(payload) if count else []
+    assert (decoded, count) == (sorted(expected), len(expected))
+    assert len(payload) == (2 * count if count <= codec.ARRAY_MAX else codec.BITMAP_BYTES)

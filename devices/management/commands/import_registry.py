@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from devices.models import Registry, RegistryImport
-from devices.registry import FileProblem, do_create_path_import, reason_text, run_import
+from devices.registry.imports import do_create_path_import, run_import
+from devices.registry.parsing import FileProblem, reason_text
 
 
 class Command(BaseCommand):

@@ -6,8 +6,10 @@ from django import template
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns.models import DialState
 from devices.models import Registry
-from devices.registry import TELEMARKETING, is_stale
+from devices.policy import RULE_REGISTRY_STALE
+from devices.registry.freshness import TELEMARKETING, is_stale
 
 register = template.Library()
 
@@ -23,8 +25,6 @@ def registry_warnings(context, sub) -> list[dict]:
     waiting for one); one never imported leaves its country unscreened."""
     if sub is None or sub.purpose != TELEMARKETING:
         return []
-    from campaigns.models import DialState
-
     request = context.get("request")
     enterprise = getattr(request, "enterprise", None)
     region = enterprise.default_region if enterprise is not None else ""
@@ -41,7 +41,8 @@ def registry_warnings(context, sub) -> list[dict]:
                 DialState.objects.filter(
                     sub_campaign=sub,
                     status=DialState.Status.PENDING,
-                    last_reason__startswith=f"registry_stale: {registry.name}",
+                    last_rule=RULE_REGISTRY_STALE,
+                    last_rule_source=registry.code,
                 ).exists()
             )
             if held:

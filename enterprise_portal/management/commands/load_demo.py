@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand
 
-from accounts.demo import DEMO_PASSWORD, load_demo
+from enterprise_portal.demo import DEMO_PASSWORD, load_demo
 
 
 class Command(BaseCommand):
-    help = "Loads the demo enterprise, accounts and users (idempotent) and prints the logins."
+    help = "Loads the demo enterprise, accounts, users and campaigns (idempotent); prints logins."
 
     def handle(self, *args, **options):
         logins = load_demo()
