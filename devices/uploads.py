@@ -64,12 +64,20 @@ def size_message(size_bytes: int, limit_bytes: int, hint: str = "") -> str:
         "size": size_bytes / 1024 / 1024,
         "limit": limit_bytes // 1024 // 1024,
     }
-    return f"{message} {hint or _('Split it and upload the parts.')}"
+    return f"{message} {hint or _parts_hint()}"
+
+
+def _parts_hint() -> str:
+    return _("Split it and upload the parts.")
 
 
 def declared_message(limit_bytes: int, hint: str = "") -> str:
     message = _("The upload is larger than %(limit)s MB.") % {"limit": limit_bytes // 1024 // 1024}
-    return f"{message} {hint or _('Split the file and upload the parts.')}"
+    return f"{message} {hint or _split_hint()}"
+
+
+def _split_hint() -> str:
+    return _("Split the file and upload the parts.")
 
 
 def declared_too_large(request, limit_bytes: int) -> bool:
