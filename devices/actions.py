@@ -32,6 +32,15 @@ KEY_CHUNK = 1000
 
 
 def do_save_device_setting(
+    enterprise: Enterprise, device_key: str, action: str, **options
+) -> DeviceSetting:
+    """Saves a setting, as an entry point (its own, durable transaction): see
+    save_device_setting, which takes the same options."""
+    with transaction.atomic(durable=True):
+        return save_device_setting(enterprise, device_key, action, **options)
+
+
+def save_device_setting(
     enterprise: Enterprise,
     device_key: str,
     action: str,
@@ -46,29 +55,11 @@ def do_save_device_setting(
     so no dial is authorised after the block commits; queued attempts to the device in
     every account of the enterprise are cancelled (suppressed, with the reason) with it.
     An Allow or a Clear releases what an earlier block suppressed (see release_suppressed).
+    Inside a caller's transaction (an inbound reply, an agent's disposition), the lock is
+    held until that transaction commits.
 
     The returned row carries ``cancelled`` and ``released``: how many dial states changed.
     """
-    with transaction.atomic(durable=True):
-        return save_device_setting(
-            enterprise, device_key, action, source=source, reason=reason,
-            expires_at=expires_at, actor=actor, request=request,
-        )  # fmt: skip
-
-
-def save_device_setting(
-    enterprise: Enterprise,
-    device_key: str,
-    action: str,
-    *,
-    source: str = DeviceSetting.Source.MANUAL,
-    reason: str = "",
-    expires_at: dt.datetime | None = None,
-    actor=None,
-    request=None,
-) -> DeviceSetting:
-    """do_save_device_setting inside a caller's transaction (an inbound reply, an agent's
-    disposition): the device's lock is then held until that transaction commits."""
     with transaction.atomic():
         lock_devices([device_key])
         setting = DeviceSetting.objects.create(

@@ -28,26 +28,18 @@ def keyword_of(text: str) -> str:
     return _NOISE.sub("", text or "").upper()
 
 
-def opt_out(
-    enterprise: Enterprise, device_key: str, *, source: str, reason: str = "", actor=None,
-    request=None,
-) -> DeviceSetting:  # fmt: skip
+def opt_out(enterprise: Enterprise, device_key: str, *, source: str, **options) -> DeviceSetting:
     """Blocks the device for the whole enterprise, in the caller's transaction."""
     return save_device_setting(
-        enterprise, device_key, DeviceSetting.Action.BLOCK, source=source, reason=reason,
-        actor=actor, request=request,
-    )  # fmt: skip
+        enterprise, device_key, DeviceSetting.Action.BLOCK, source=source, **options
+    )
 
 
-def opt_in(
-    enterprise: Enterprise, device_key: str, *, source: str, reason: str = "", actor=None,
-    request=None,
-) -> DeviceSetting:  # fmt: skip
+def opt_in(enterprise: Enterprise, device_key: str, *, source: str, **options) -> DeviceSetting:
     """Allows the device again (consent given back), in the caller's transaction."""
     return save_device_setting(
-        enterprise, device_key, DeviceSetting.Action.ALLOW, source=source, reason=reason,
-        actor=actor, request=request,
-    )  # fmt: skip
+        enterprise, device_key, DeviceSetting.Action.ALLOW, source=source, **options
+    )
 
 
 def honour_keyword(enterprise: Enterprise, device_key: str, text: str) -> DeviceSetting | None:
