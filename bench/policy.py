@@ -410,7 +410,7 @@ def per_device_decide(gate, request):
     )
     if setting is not None and setting.applies_at(now) and setting.action == "block":
         detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
-        return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255])
+        return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255], source=setting.source)
     if request.purpose == "telemarketing" and kind_of_key(request.device_key) == PHONE:
         from devices.models import Registry
         from devices.registry.lookup import is_listed, registry_country
@@ -419,7 +419,7 @@ def per_device_decide(gate, request):
         registry = Registry.objects.filter(country=country).first() if country else None
         allowed = setting is not None and setting.applies_at(now) and setting.action == "allow"
         if registry is not None and not allowed and is_listed(registry, request.device_key):
-            return Decision(SUPPRESS, "national_registry", registry.name)
+            return Decision(SUPPRESS, "national_registry", registry.name, source=registry.code)
     if request.channel in WINDOWED_CHANNELS and kind_of_key(request.device_key) == PHONE:
         decision = gate._window(request.device_key, request.time_zone)
         if decision is not None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import phonenumbers
 from django.utils.translation import gettext as _
@@ -63,8 +63,10 @@ class DeviceKeyError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class DeviceKey:
+class DeviceKey(NamedTuple):
+    """A normalised device: its kind (PHONE, EMAIL, EXTENSION) and key. A named tuple, not
+    a dataclass: bulk imports make one a line, and a tuple is made 4x faster."""
+
     kind: str
     key: str
 
@@ -159,7 +161,8 @@ def parse_phone_or_extension(value: str, region: str) -> DeviceKey:
     text = (value or "").strip()
     if text.isascii() and text.isdigit() and len(text) <= 8:
         return DeviceKey(EXTENSION, normalize_extension(text))
-    return DeviceKey(PHONE, normalize_phone(text, region))
+    key = _fast_phone(text, region)  # as normalize_phone would, without its second call
+    return DeviceKey(PHONE, key if key is not None else normalize_phone(text, region))
 
 
 def kind_of_key(key: str) -> str:
@@ -400,6 +403,25 @@ def _fast_phone(text: str, region: str) -> str | None:
     """The key normalize_phone gives ``text`` in ``region``, for the simple shapes; None for
     anything else, or anything invalid (phonenumbers then says why)."""
     text = text.strip()
+    if text.isdigit() and text.isascii():
+        # The commonest line of a file: a whole national number. No country code, national
+        # prefix or IDD can be in it (the first digit is not 0, nor 1 in the US, and a
+        # Brazilian one starts neither 55 nor 90), so phonenumbers' reading is the digits
+        # themselves, valid if the first region's pattern for the length says so.
+        n = len(text)
+        if region == "US" and n == 10 and text[0] in "23456789":
+            pattern = _NANP.first_by_length[10]
+            if pattern is not None and pattern.fullmatch(text):
+                return "+1" + text
+        elif (
+            region == "BR"
+            and n in (10, 11)
+            and text[0] != "0"
+            and not text.startswith(("55", "90"))
+        ):
+            pattern = _BRAZIL.first_by_length[n]
+            if pattern is not None and pattern.fullmatch(text):
+                return "+55" + text
     if len(text) > _MAX_PHONE_INPUT:
         return None
     if text.startswith("00"):  # as normalize_phone reads it
