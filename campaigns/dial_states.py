@@ -40,7 +40,7 @@ from devices.models import Attempt, Channel, Direction, Disposition, RecordingSt
 from devices.policy import RULE_CAMPAIGN_BLACKLIST, RULE_DEVICE_BLOCK, SUPPRESS, Decision
 
 if TYPE_CHECKING:
-    from campaigns.gateways import DeliveryResult
+    from campaigns.gateways import DeliveryResult  # a type hint only (gateways is above)
 
 # Results after which a device is tried again (if the sub-campaign's policy allows).
 RETRYABLE = {"NO_ANSWER", "BUSY", "VOICEMAIL", "FAILED", "ABANDONED", "UNDELIVERED"}
