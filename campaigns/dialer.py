@@ -35,8 +35,9 @@ from campaigns.gateways import (
 from campaigns.locks import lock_campaigns
 from campaigns.models import DialState, SubCampaign, render_message
 from devices.locks import lock_devices
-from devices.models import Attempt
+from devices.models import Attempt, Channel
 from devices.policy import DialRequest, PolicyGate
+from devices.unsubscribe import unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,9 @@ def enqueue_attempts(items: list[list]) -> None:
 def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
     contact = state.contact
     message = render_message(sub.message, name=contact.name, client_id=contact.client_id)
+    unsubscribe = ""
+    if sub.channel == Channel.EMAIL:
+        unsubscribe = unsubscribe_url(_account().enterprise_id, state.device_key, attempt.pk)
     return DeliveryJob(
         attempt_id=attempt.pk,
         channel=sub.channel,
@@ -166,6 +170,7 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
         message=message,
         email_from=sub.email_from,
         email_subject=sub.email_subject,
+        unsubscribe_url=unsubscribe,
     )
 
 

@@ -37,6 +37,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import BadHeaderError, EmailMessage
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 from redis.commands.core import Script
 
 from devices.models import Channel, Disposition, installation_key
@@ -64,6 +65,8 @@ class DeliveryJob:
     message: str = ""  # already rendered text
     email_from: str = ""
     email_subject: str = ""
+    # Email: the recipient's one-click unsubscribe link (RFC 8058), signed per recipient.
+    unsubscribe_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -482,14 +485,26 @@ class SimulatorGateway(IdempotentGateway):
 
 
 class EmailGateway(IdempotentGateway):
-    """Email through Django's email backend; a refused or unreachable server is FAILED."""
+    """Email through Django's email backend; a refused or unreachable server is FAILED.
+
+    Each message carries the recipient's one-click unsubscribe (RFC 8058: the
+    ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers, and the link in the body),
+    which blocks the address for the whole enterprise (devices.unsubscribe)."""
 
     def perform(self, job: DeliveryJob) -> DeliveryResult:
+        headers, body = {}, job.message
+        if job.unsubscribe_url:
+            headers = {
+                "List-Unsubscribe": f"<{job.unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+            body = f"{body}\n\n--\n{_unsubscribe_line()} {job.unsubscribe_url}"
         email = EmailMessage(
             subject=job.email_subject,
-            body=job.message,
+            body=body,
             from_email=job.email_from or None,
             to=[job.device_key],
+            headers=headers,
         )
         try:
             email.send(fail_silently=False)
@@ -503,6 +518,10 @@ class EmailGateway(IdempotentGateway):
             source_address=job.email_from,
             message=job.email_subject,
         )
+
+
+def _unsubscribe_line() -> str:
+    return _("To stop these emails:")
 
 
 # --- Registry -----------------------------------------------------------------------------

@@ -212,6 +212,7 @@ class DeviceSetting(models.Model):
         SMS_OPT_OUT = "sms_opt_out", _("SMS opt-out")
         SMS_OPT_IN = "sms_opt_in", _("SMS opt-in")
         AGENT_DNC = "agent_dnc", _("Agent: do not call")
+        EMAIL_UNSUBSCRIBE = "email_unsub", _("Email unsubscribe")
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
     device_key = models.CharField(_("device"), max_length=254)
@@ -361,3 +362,47 @@ class RegistryImport(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
+
+
+class InboundReceipt(models.Model):
+    """What a carrier or a recipient sent us once, by its own id: a second delivery of the
+    same message (Kannel resends an MO it thinks we missed; a mail client repeats a
+    one-click unsubscribe) finds its receipt and changes nothing again."""
+
+    class Source(models.TextChoices):
+        KANNEL_MO = "kannel_mo", _("SMS reply (Kannel)")
+        EMAIL_UNSUBSCRIBE = "email_unsub", _("Email unsubscribe")
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    external_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True)
+    enterprise_id = models.BigIntegerField(null=True)
+    device_key = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="one_receipt")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class SmsRoute(models.Model):
+    """Which account last texted a device from a source address (a short code, a long
+    number): where a reply to that address from that device belongs. Written when a text
+    is handed to the gateway; read by the carrier's reply endpoint, which is shared by
+    every account."""
+
+    source_address = models.CharField(max_length=64)
+    device_key = models.CharField(max_length=254)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    last_sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source_address", "device_key"], name="one_route")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_address} ← {self.device_key}"

@@ -5,6 +5,8 @@ from devices import views
 app_name = "devices"
 
 urlpatterns = [
+    # Public: the recipient of a campaign email, signed in or not (RFC 8058 one-click).
+    path("u/<str:token>/", views.email_unsubscribe, name="email_unsubscribe"),
     path("enterprises/<int:enterprise_id>/devices/", views.contact_trace, name="contact_trace"),
     path(
         "enterprises/<int:enterprise_id>/devices/trace.csv",

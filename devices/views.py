@@ -11,6 +11,7 @@ from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import enterprise_view
@@ -56,6 +57,7 @@ from devices.setting_csv import (
 )
 from devices.trace import BY_DEVICE, TraceQuery, trace_attempts
 from devices.trace_csv import trace_csv_rows
+from devices.unsubscribe import BadToken, do_unsubscribe, read_token
 
 TRACE_PAGE_SIZE = 50
 
@@ -482,4 +484,30 @@ def device_settings_export(request, enterprise):
     )
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# --- Email unsubscribe (public) -------------------------------------------------------------
+
+
+@csrf_exempt  # mail clients POST the one-click request with no session; the token decides
+@require_http_methods(["GET", "POST"])
+def email_unsubscribe(request, token: str):
+    """GET asks to confirm (a link scanner changes nothing); POST unsubscribes, once."""
+    context = {"token": token}
+    try:
+        if request.method == "POST":
+            outcome = do_unsubscribe(token, request=request)
+            context.update(unsubscribe=outcome.unsubscribe,
+                           state="used" if outcome.already_used else "done")  # fmt: skip
+            status = 409 if outcome.already_used else 200
+        else:
+            context.update(unsubscribe=read_token(token), state="confirm")
+            status = 200
+    except BadToken:
+        context["state"] = "invalid"
+        status = 400
+    response = render(request, "devices/email_unsubscribe.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    response["X-Robots-Tag"] = "noindex"
     return response
