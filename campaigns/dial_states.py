@@ -344,15 +344,17 @@ _RECORD_SQL = """
 UPDATE public.devices_attempt AS a SET
     disposition = v.disposition, completed_at = v.completed_at, call_seconds = v.call_seconds,
     node = v.node, recording_state = v.recording_state, recording_file = v.recording_file,
-    message = v.message, carrier_code = v.carrier_code,
+    message = v.message, carrier_code = v.carrier_code, carrier_answer = v.carrier_answer,
     source_address = COALESCE(NULLIF(v.source_address, ''), a.source_address),
     source_type = COALESCE(NULLIF(v.source_type, ''), a.source_type)
 FROM (VALUES {values}) AS v(id, attempted_at, disposition, completed_at, call_seconds, node,
-     recording_state, recording_file, message, carrier_code, source_address, source_type)
+     recording_state, recording_file, message, carrier_code, carrier_answer, source_address,
+     source_type)
 WHERE a.id = v.id AND a.attempted_at = v.attempted_at
 """
 _RECORD_VALUE = (
-    "(%s::bigint, %s::timestamptz, %s, %s::timestamptz, %s::integer, %s, %s, %s, %s, %s, %s, %s)"
+    "(%s::bigint, %s::timestamptz, %s, %s::timestamptz, %s::integer, %s, %s, %s, %s, %s, %s, %s,"
+    " %s)"
 )
 
 
@@ -382,7 +384,7 @@ def record(
             result.node,
             RecordingState.STORED if result.recording_file else RecordingState.NONE,
             result.recording_file, result.message, result.carrier_code,
-            result.source_address, result.source_type,
+            result.carrier_answer[:160], result.source_address, result.source_type,
         ]  # fmt: skip
         state.attempts += 1
         state.current_attempt_id = None
@@ -404,6 +406,71 @@ def record(
         cursor.execute(_RECORD_SQL.format(values=values), params)
     _write(states, ("attempts", "last_disposition", *_DIALLER_FIELDS))
     return states
+
+
+# A carrier's later word on an attempt (SMPP delivery reports): final results are not
+# overwritten by an intermediate one that arrives late.
+FINAL_REPORTS = {Disposition.DELIVERED, Disposition.UNDELIVERED, Disposition.REJECTED}
+
+
+def record_report(
+    attempt_id: int,
+    attempted_at: dt.datetime | None,
+    disposition: str,
+    *,
+    carrier_answer: str = "",
+    carrier_code: str = "",
+    now: dt.datetime,
+) -> Attempt | None:
+    """A delivery report on an attempt of the current account, already recorded: its ledger
+    row takes the new result and the carrier's words. When the new result is one the
+    sub-campaign retries and the attempt is its state's latest, the state is queued again
+    after the sub-campaign's wait, as a result known at once would have been. Returns the
+    row (None: no such attempt here). Repeated and late reports change nothing twice."""
+    account = _account()
+    rows = Attempt.objects.filter(pk=attempt_id, account_id=account.pk)
+    if attempted_at is not None:
+        rows = rows.filter(attempted_at=attempted_at)  # one partition, not all of them
+    attempt = rows.first()
+    if attempt is None:
+        return None
+    final = attempt.disposition in FINAL_REPORTS
+    if attempt.disposition == disposition or (final and disposition not in FINAL_REPORTS):
+        return attempt
+    values = {"disposition": disposition, "completed_at": attempt.completed_at or now}
+    if carrier_answer:
+        values["carrier_answer"] = carrier_answer[:160]
+    if carrier_code:
+        values["carrier_code"] = carrier_code[:16]
+    Attempt.objects.filter(pk=attempt.pk, attempted_at=attempt.attempted_at).update(**values)
+    for name, value in values.items():
+        setattr(attempt, name, value)
+    state = (
+        DialState.objects.select_for_update(of=("self",))
+        .select_related("sub_campaign")
+        .filter(pk=attempt.dial_state_id)
+        .first()
+    )
+    if (
+        state is not None
+        and state.current_attempt_id is None
+        and state.attempts == attempt.attempt_number
+    ):
+        state.last_disposition = disposition
+        state.updated_at = now
+        sub = state.sub_campaign
+        wait = sub.retry_wait_minutes(disposition)
+        if (
+            state.status == DialState.Status.DONE
+            and disposition in RETRYABLE
+            and state.attempts < sub.max_attempts
+            and wait is not None
+            and sub.status != SubCampaign.Status.COMPLETED
+        ):
+            state.status = DialState.Status.PENDING
+            state.next_attempt_at = now + dt.timedelta(minutes=wait)
+        _write([state], ("status", "next_attempt_at", "last_disposition", "updated_at"))
+    return attempt
 
 
 def reclaim_stale(now: dt.datetime, *, older_than: dt.datetime, limit: int) -> list[list]:

@@ -34,6 +34,8 @@ from campaigns.gateways import (
 )
 from campaigns.locks import lock_campaigns
 from campaigns.models import DialState, SubCampaign, render_message
+from devices import sms_routes
+from devices.ledger import stamp
 from devices.locks import lock_devices
 from devices.models import Attempt, Channel
 from devices.policy import DialRequest, PolicyGate
@@ -171,6 +173,8 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
         email_from=sub.email_from,
         email_subject=sub.email_subject,
         unsubscribe_url=unsubscribe,
+        account_slug=_account().slug,
+        attempted_at_us=stamp(attempt.attempted_at),
     )
 
 
@@ -280,7 +284,37 @@ def _record(outcomes: list[tuple[DialState, Attempt, DeliveryResult]]) -> int:
         ]
         if ruled:  # after the outcome commits, in its own transaction with the list's locks
             transaction.on_commit(lambda: apply_auto_rules(ruled))
+        # Texts handed to a carrier: where their replies belong (a shared gateway's MO).
+        sms_routes.remember(
+            _account().pk,
+            [(results[s.pk].source_address, s.device_key) for s in recorded
+             if s.sub_campaign.channel == Channel.SMS and results[s.pk].disposition in HANDED],
+            now,
+        )  # fmt: skip
     return len(recorded)
+
+
+# Results that mean the text reached the carrier (a reply may follow).
+HANDED = {"SENT", "DELIVERED", "UNDELIVERED"}
+
+
+def record_outcome(attempt_id: int, attempted_at: dt.datetime, result: DeliveryResult) -> bool:
+    """The outcome of an attempt a gateway handed on (a call engine), in the current
+    account: recorded through the same path as every other. False when there is nothing
+    to record (the attempt is not this account's, or its outcome is recorded already)."""
+    attempt = Attempt.objects.filter(
+        pk=attempt_id, attempted_at=attempted_at, account_id=_account().pk
+    ).first()
+    if attempt is None or attempt.dial_state_id is None:
+        return False
+    state = (
+        DialState.objects.select_related("sub_campaign__campaign", "contact")
+        .filter(pk=attempt.dial_state_id)
+        .first()
+    )
+    if state is None or state.current_attempt_id != attempt.pk:
+        return False
+    return _record([(state, attempt, result)]) == 1
 
 
 def _schedule_reply(reply: dict, delay: int) -> None:
@@ -305,6 +339,8 @@ def perform_attempts(items: list[tuple[int, str]]) -> tuple[int, list[list]]:
             # One failing delivery must not hold up the chunk: it stays claimed and the
             # stale-claim sweep tries it again (the gateway never dials it twice).
             logger.exception("Delivery of attempt %s failed; it will be retried", attempt.pk)
+            continue
+        if result.pending:  # handed to a call engine: its outcome comes by record_outcome
             continue
         outcomes.append((state, attempt, result))
     recorded = _record(outcomes) if outcomes else 0

@@ -109,3 +109,13 @@ class SubCampaignForm(forms.ModelForm):
             ).exclude(pk=self.instance.pk)
             if clash.exists():
                 self.add_error("name", _("This campaign already has a sub-campaign of that name."))
+
+
+class VoiceMessageForm(forms.Form):
+    file = forms.FileField(
+        label=_("Message to play on answer"),
+        help_text=_(
+            "WAV, 16-bit PCM, mono, 8,000 or 16,000 Hz, 1 second to 2 minutes, up to 5 MB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".wav,audio/wav,audio/x-wav"}),
+    )

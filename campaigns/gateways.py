@@ -67,6 +67,9 @@ class DeliveryJob:
     email_subject: str = ""
     # Email: the recipient's one-click unsubscribe link (RFC 8058), signed per recipient.
     unsubscribe_url: str = ""
+    # Where the attempt lives, for carriers that report back later (Kannel's dlr-url).
+    account_slug: str = ""
+    attempted_at_us: int = 0  # the ledger row's attempted_at (devices.ledger.stamp)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class DeliveryResult:
     message: str = ""  # the SMS text actually sent / the email subject
     reply_text: str = ""  # SMS only: an inbound reply the simulated handset will send
     reply_delay_seconds: int = 0
+    carrier_answer: str = ""  # the carrier's words: a SIP reason phrase, an SMPP error
+    # True when the gateway handed the attempt on (to a call engine) and its outcome comes
+    # later, through dialer.record_outcome: the attempt stays dialling until then.
+    pending: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)

@@ -108,6 +108,10 @@ class SubCampaign(models.Model):
     )
     email_subject = models.CharField(_("email subject"), max_length=200, blank=True)
     record_calls = models.BooleanField(_("record calls"), default=False)
+    # Voice: the message played on answer (campaigns.voice_messages), in private storage.
+    voice_message_file = models.CharField(max_length=255, blank=True)
+    voice_message_name = models.CharField(_("message to play"), max_length=120, blank=True)
+    voice_message_seconds = models.FloatField(default=0)
     pacing_per_minute = models.PositiveIntegerField(_("pacing (attempts per minute)"), default=60)
     max_attempts = models.PositiveSmallIntegerField(_("max attempts per number"), default=3)
     retry_minutes = models.JSONField(

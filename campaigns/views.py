@@ -5,13 +5,14 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
 from accounts.urls_helpers import account_url
+from campaigns import voice_messages
 from campaigns.access import get_campaign_for, get_sub_campaign_for
 from campaigns.actions import (
     do_activate_sub_campaign,
@@ -20,11 +21,12 @@ from campaigns.actions import (
     do_save_sub_campaign,
 )
 from campaigns.blacklist_forms import AutoRuleForm
-from campaigns.forms import CampaignForm, SubCampaignForm
+from campaigns.forms import CampaignForm, SubCampaignForm, VoiceMessageForm
 from campaigns.models import Blacklist, Campaign, DialState, SubCampaign
+from devices import uploads
 from devices.access import get_recording_for_user
-from devices.models import Attempt
-from devices.recordings import do_delete_recording, recording_response
+from devices.models import Attempt, Channel
+from devices.recordings import do_delete_recording, recording_response, wav_response
 
 ATTEMPTS_PAGE_SIZE = 25
 
@@ -229,3 +231,64 @@ def account_recording_delete(request, attempt_id):
     if not (back.startswith(connection.tenant.url_prefix) and "//" not in back):
         back = _here("account:home")
     return HttpResponseRedirect(back)
+
+
+# --- Voice message (the WAV played on answer) ----------------------------------------------
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_POST
+def sub_campaign_voice_message(request, sub_campaign_id):
+    """Upload (or replace) the message a voice sub-campaign plays when the person answers."""
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    back = _here("account:sub_campaign", sub.pk) + "#settings"
+    if uploads.declared_too_large(request, voice_messages.MAX_BYTES):  # before reading it
+        messages.error(request, uploads.declared_message(voice_messages.MAX_BYTES))
+        return HttpResponseRedirect(back)
+    form = VoiceMessageForm(request.POST, request.FILES)
+    if sub.channel != Channel.VOICE:
+        messages.error(request, _("Only voice sub-campaigns play a message."))
+    elif not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("file", [])))
+    else:
+        try:
+            voice_messages.do_set_voice_message(
+                sub, form.cleaned_data["file"], actor=request.user, request=request
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                _("Message saved: %(name)s (%(seconds)s s) plays when the person answers.")
+                % {"name": sub.voice_message_name, "seconds": sub.voice_message_seconds},
+            )
+    return HttpResponseRedirect(back)
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def sub_campaign_voice_message_file(request, sub_campaign_id):
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    if not sub.voice_message_file:
+        raise Http404
+    return wav_response(request, sub.voice_message_file, f"message-{sub.pk}.wav")
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_http_methods(["GET", "POST"])
+def sub_campaign_voice_message_remove(request, sub_campaign_id):
+    """Confirm, then remove the message: calls then play nothing on answer."""
+    sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
+    if not sub.voice_message_file:
+        messages.info(request, _("This sub-campaign has no message to remove."))
+        return HttpResponseRedirect(_here("account:sub_campaign", sub.pk) + "#settings")
+    if request.method == "POST":
+        voice_messages.do_remove_voice_message(sub, actor=request.user, request=request)
+        messages.success(request, _("Message removed: calls play nothing when answered."))
+        return HttpResponseRedirect(_here("account:sub_campaign", sub.pk) + "#settings")
+    return render(
+        request,
+        "campaigns/voice_message_remove.html",
+        {"sub": sub, "nav": "campaigns"},
+    )

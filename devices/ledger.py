@@ -16,6 +16,19 @@ RETENTION_MONTHS = 12
 MONTHS_AHEAD = 3
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def stamp(instant: dt.datetime) -> int:
+    """A ledger row's attempted_at as whole microseconds since 1970, exactly: with the id,
+    it names the row and its partition in a URL (a carrier's report)."""
+    return (instant - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_stamp(value: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=value)
+
+
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
 

@@ -34,6 +34,13 @@ class Disposition(models.TextChoices):
     UNDELIVERED = "UNDELIVERED", _("Undelivered")
     RECEIVED = "RECEIVED", _("Received")
     SUPPRESSED = "SUPPRESSED", _("Suppressed")
+    # From real carriers: SIP final codes and SMPP delivery reports.
+    INVALID_NUMBER = "INVALID_NUMBER", _("Invalid number")
+    DECLINED = "DECLINED", _("Declined")
+    REJECTED = "REJECTED", _("Rejected by the carrier")
+    # A call whose engine died mid-call, a text whose submission went unanswered: it may or
+    # may not have reached the person, and it is never tried again (at most once).
+    UNKNOWN = "UNKNOWN", _("Outcome unknown")
 
 
 class RecordingState(models.TextChoices):
@@ -84,6 +91,8 @@ class Attempt(models.Model):
     recording_deleted_at = models.DateTimeField(null=True)
     message = models.TextField(_("message content"), blank=True)
     carrier_code = models.CharField(_("carrier"), max_length=16, blank=True)
+    # What the carrier said, in its words: a SIP reason phrase, an SMPP receipt's stat/err.
+    carrier_answer = models.CharField(_("carrier's answer"), max_length=160, blank=True)
     source_address = models.CharField(_("source address"), max_length=64, blank=True)
     source_type = models.CharField(
         _("source type"), max_length=12, choices=SourceType.choices, blank=True

@@ -36,10 +36,16 @@ def _iterate(handle, start: int, length: int):
 
 
 def recording_response(request, attempt: Attempt) -> HttpResponse:
-    """The WAV, whole (200) or one byte range (206) so the browser's player can seek."""
+    """The recording's WAV, whole (200) or one byte range (206) so the player can seek."""
+    return wav_response(request, attempt.recording_file, f"recording-{attempt.pk}.wav")
+
+
+def wav_response(request, path: str, filename: str) -> HttpResponse:
+    """A private WAV from storage (the caller has checked who asks), whole (200) or one
+    byte range (206) so the browser's player can seek; never cached by a browser or proxy."""
     try:
-        size = default_storage.size(attempt.recording_file)
-        handle = default_storage.open(attempt.recording_file, "rb")
+        size = default_storage.size(path)
+        handle = default_storage.open(path, "rb")
     except (OSError, FileNotFoundError):
         raise Http404 from None
     start, end, status = 0, size - 1, 200
@@ -67,7 +73,7 @@ def recording_response(request, attempt: Attempt) -> HttpResponse:
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
-    response["Content-Disposition"] = f'inline; filename="recording-{attempt.pk}.wav"'
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
     if status == 206:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response

@@ -7,6 +7,7 @@ silently falling back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
@@ -59,6 +60,19 @@ def env_list(name: str, default: list[str] | object = _UNSET) -> list[str]:
     if isinstance(value, list):
         return value
     return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str] | object = _UNSET) -> list:
+    """Comma-separated addresses or networks (``10.0.0.0/8, 127.0.0.1``), parsed."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)."
+            ) from None
+    return networks
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str | object = _UNSET) -> str:

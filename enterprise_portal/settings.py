@@ -1,5 +1,6 @@
 """Settings, read from the environment (see .env.example for every variable)."""
 
+import hashlib
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,7 @@ from enterprise_portal.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_str,
     redis_url_with_db,
 )
@@ -227,11 +229,33 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Dialer: gateways per channel, the simulator's node pool and behaviour.
-DIALER_GATEWAYS = {
-    "voice": env_str("VOICE_GATEWAY", "campaigns.gateways.SimulatorGateway"),
-    "sms": env_str("SMS_GATEWAY", "campaigns.gateways.SimulatorGateway"),
-    "email": env_str("EMAIL_GATEWAY", "campaigns.gateways.EmailGateway"),
+# A short name or a class path, per channel.
+GATEWAY_NAMES = {
+    "simulator": "campaigns.gateways.SimulatorGateway",
+    "email": "campaigns.gateways.EmailGateway",
+    "kannel": "campaigns.kannel.KannelGateway",
+    "sip": "campaigns.sip.SipGateway",
 }
+DIALER_GATEWAYS = {
+    channel: GATEWAY_NAMES.get(name, name)
+    for channel, name in (
+        ("voice", env_str("VOICE_GATEWAY", "simulator")),
+        ("sms", env_str("SMS_GATEWAY", "simulator")),
+        ("email", env_str("EMAIL_GATEWAY", "email")),
+    )
+}
+# --- SMS through Kannel (SMS_GATEWAY=kannel): smsbox's sendsms, and what Kannel calls back.
+KANNEL_SENDSMS_URL = env_str("KANNEL_SENDSMS_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
+KANNEL_USERNAME = env_str("KANNEL_USERNAME", "portal")
+KANNEL_PASSWORD = env_str("KANNEL_PASSWORD", "")
+KANNEL_TIMEOUT_SECONDS = env_int("KANNEL_TIMEOUT_SECONDS", 10, minimum=1)
+# Kannel's reports and replies prove themselves with this secret (and come from these
+# networks). Default: derived from SECRET_KEY, so it is never a known value.
+KANNEL_CALLBACK_SECRET = env_str(
+    "KANNEL_CALLBACK_SECRET",
+    hashlib.sha256(f"kannel-callbacks:{SECRET_KEY}".encode()).hexdigest()[:40],
+)
+KANNEL_ALLOWED_NETWORKS = env_networks("KANNEL_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
 DIALER_NODES = env_list("DIALER_NODES", ["dialer-node-01", "dialer-node-02", "dialer-node-03"])
 # Share of sent SMS that the simulator answers with an inbound reply (0..100).
 SIMULATOR_REPLY_PERCENT = env_int("SIMULATOR_REPLY_PERCENT", 5, minimum=0)

@@ -5,6 +5,8 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from campaigns import carrier_views
+
 admin.site.site_header = _("Compliance Portal – platform administration")
 admin.site.site_title = _("Compliance Portal")
 
@@ -17,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
+    # Replies from handsets through Kannel: one endpoint for every account.
+    path("carrier/kannel/mo/", carrier_views.kannel_mo, name="kannel_mo"),
     path("", include("accounts.urls")),
     path("", include("devices.urls")),
     path("", include("devices.registry_urls")),

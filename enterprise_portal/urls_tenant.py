@@ -3,7 +3,7 @@
 from django.urls import include, path
 
 from accounts import views as account_views
-from campaigns import blacklist_views
+from campaigns import blacklist_views, carrier_views
 from campaigns import contact_views as dialler_contact_views
 from campaigns import views as campaign_views
 from contacts import views as contact_views
@@ -38,6 +38,21 @@ account_patterns = (
             name="sub_campaign_start",
         ),
         path(
+            "sub-campaigns/<int:sub_campaign_id>/voice-message/",
+            campaign_views.sub_campaign_voice_message,
+            name="sub_campaign_voice_message",
+        ),
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/voice-message.wav",
+            campaign_views.sub_campaign_voice_message_file,
+            name="sub_campaign_voice_message_file",
+        ),
+        path(
+            "sub-campaigns/<int:sub_campaign_id>/voice-message/remove/",
+            campaign_views.sub_campaign_voice_message_remove,
+            name="sub_campaign_voice_message_remove",
+        ),
+        path(
             "sub-campaigns/<int:sub_campaign_id>/pause/",
             campaign_views.sub_campaign_pause,
             name="sub_campaign_pause",
@@ -57,6 +72,8 @@ account_patterns = (
             dialler_contact_views.contact_disposition,
             name="contact_disposition",
         ),
+        # Kannel's delivery reports for this account's texts (signed per attempt).
+        path("carrier/kannel/dlr/", carrier_views.kannel_dlr, name="kannel_dlr"),
         path("blacklists/", blacklist_views.blacklist_index, name="blacklists"),
         path("blacklists/<int:blacklist_id>/", blacklist_views.blacklist_detail, name="blacklist"),
         path(
