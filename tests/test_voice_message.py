@@ -103,8 +103,9 @@ def test_an_oversized_file_is_refused_and_a_huge_one_before_it_is_read(personas,
     assert _sub(personas, voice_sub).voice_message_file == ""
 
 
-def test_replacing_then_removing_deletes_the_old_files(personas, voice_sub, media,
-                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_replacing_then_removing_deletes_the_old_files(
+    personas, voice_sub, media, django_capture_on_commit_callbacks
+):
     admin = client_for(personas, "acct_admin")
     with django_capture_on_commit_callbacks(execute=True):
         _upload(admin, voice_sub, wav(2.0), "first.wav")
