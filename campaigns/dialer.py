@@ -80,65 +80,98 @@ def dispatch_sub_campaign(sub_campaign_id: int, now: dt.datetime | None = None) 
     """One dispatcher pass over one sub-campaign, in the current account's schema."""
     now = now or timezone.now()
     report = DispatchReport()
-    with transaction.atomic(durable=True):
-        sub = (
-            SubCampaign.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("campaign")
-            .filter(pk=sub_campaign_id, status=SubCampaign.Status.ACTIVE)
-            .first()
-        )
-        if sub is None:  # paused, gone, or another dispatcher holds it right now
-            return report
-        today = enterprise_today(now)
-        if sub.end_date and today > sub.end_date:
-            complete_sub_campaign(sub)
-            return report
-        if sub.start_date and today < sub.start_date:
-            return report
-        last = sub.last_dispatch_at or now - dt.timedelta(
-            seconds=settings.DISPATCH_INTERVAL_SECONDS
-        )
-        elapsed_minutes = max(0.0, (now - last).total_seconds() / 60)
-        credit = min(
-            sub.dispatch_credit + sub.pacing_per_minute * elapsed_minutes,
-            sub.pacing_per_minute * MAX_BURST_MINUTES,
-        )
-        limit = min(int(credit), settings.DISPATCH_BATCH_SIZE)
-        # Before any state row: blacklist changes lock the campaign, then the rows.
-        lock_campaigns([sub.campaign_id], shared=True)
-        states = list(
-            DialState.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("contact")
-            .filter(sub_campaign=sub, status=DialState.Status.PENDING)
-            .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
-            .order_by("next_attempt_at", "id")[:limit]
-        )
-        report.claimed = len(states)
-        decisions = PolicyGate(_account().enterprise, now).decide(
-            [request_for(sub, s) for s in states]
-        )
-        batch = dial_states.Batch(now)
-        to_dial = []
-        for state, decision in zip(states, decisions, strict=True):
-            state.sub_campaign = sub
-            if decision.dial:
+    held: list[tuple[object, list[int]]] = []  # channels reserved by this pass
+    try:
+        with transaction.atomic(durable=True):
+            _dispatch(sub_campaign_id, now, report, held)
+    except BaseException:
+        for gateway, ids in held:  # the claims they were for never committed
+            gateway.release(ids)
+        raise
+    return report
+
+
+def _dispatch(sub_campaign_id: int, now: dt.datetime, report: DispatchReport, held: list) -> None:
+    sub = (
+        SubCampaign.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("campaign")
+        .filter(pk=sub_campaign_id, status=SubCampaign.Status.ACTIVE)
+        .first()
+    )
+    if sub is None:  # paused, gone, or another dispatcher holds it right now
+        return
+    today = enterprise_today(now)
+    if sub.end_date and today > sub.end_date:
+        complete_sub_campaign(sub)
+        return
+    if sub.start_date and today < sub.start_date:
+        return
+    last = sub.last_dispatch_at or now - dt.timedelta(seconds=settings.DISPATCH_INTERVAL_SECONDS)
+    elapsed_minutes = max(0.0, (now - last).total_seconds() / 60)
+    credit = min(
+        sub.dispatch_credit + sub.pacing_per_minute * elapsed_minutes,
+        sub.pacing_per_minute * MAX_BURST_MINUTES,
+    )
+    limit = min(int(credit), settings.DISPATCH_BATCH_SIZE)
+    # Before any state row: blacklist changes lock the campaign, then the rows.
+    lock_campaigns([sub.campaign_id], shared=True)
+    states = list(
+        DialState.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("contact")
+        .filter(sub_campaign=sub, status=DialState.Status.PENDING)
+        .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True))
+        .order_by("next_attempt_at", "id")[:limit]
+    )
+    report.claimed = len(states)
+    decisions = PolicyGate(_account().enterprise, now).decide([request_for(sub, s) for s in states])
+    batch = dial_states.Batch(now)
+    to_dial = []
+    # Calls need a free channel: the ones the gate lets through get one each, as many
+    # as are free; the rest stay pending, untouched, for the next tick.
+    free = _reserve(sub, [s.pk for s, d in zip(states, decisions, strict=True) if d.dial], held)
+    for state, decision in zip(states, decisions, strict=True):
+        state.sub_campaign = sub
+        if decision.dial:
+            if state.pk in free:
                 batch.claim(state)
                 to_dial.append(state)
-                continue
-            if batch.refuse(state, decision):
-                report.suppressed += 1
-            else:
-                report.deferred += 1
-            report.reasons[decision.rule] = report.reasons.get(decision.rule, 0) + 1
-        batch.save()
-        report.queued = len(to_dial)
-        sub.dispatch_credit = max(0.0, credit - len(to_dial))
-        sub.last_dispatch_at = now
-        sub.save(update_fields=["dispatch_credit", "last_dispatch_at"])
-        items = [[s.pk, str(s.claim_token)] for s in to_dial]
-        if items:
-            transaction.on_commit(lambda: enqueue_attempts(items))
-    return report
+            continue
+        if batch.refuse(state, decision):
+            report.suppressed += 1
+        else:
+            report.deferred += 1
+        report.reasons[decision.rule] = report.reasons.get(decision.rule, 0) + 1
+    batch.save()
+    report.queued = len(to_dial)
+    sub.dispatch_credit = max(0.0, credit - len(to_dial))
+    sub.last_dispatch_at = now
+    sub.save(update_fields=["dispatch_credit", "last_dispatch_at"])
+    items = [[s.pk, str(s.claim_token)] for s in to_dial]
+    if items:
+        transaction.on_commit(lambda: enqueue_attempts(items))
+
+
+def _reserve(sub: SubCampaign, state_ids: list[int], held: list) -> set[int]:
+    """Channels for the claims of a gateway that has a fixed number of them (SIP call
+    engines); every claim gets one where the gateway has no such limit. What is reserved
+    is added to ``held``, which the caller releases if its transaction does not commit."""
+    gateway = get_gateway(sub.channel)
+    if not getattr(gateway, "reserves_channels", False):
+        return set(state_ids)
+    granted = gateway.reserve(state_ids)
+    held.append((gateway, sorted(granted)))
+    return granted
+
+
+def _release_channels(states: list[DialState]) -> None:
+    """Once committed, the channels of claims that ended (recorded, refused, voided)."""
+    by_channel: dict[str, list[int]] = {}
+    for state in states:
+        by_channel.setdefault(state.sub_campaign.channel, []).append(state.pk)
+    for channel, ids in by_channel.items():
+        gateway = get_gateway(channel)
+        if getattr(gateway, "reserves_channels", False):
+            transaction.on_commit(lambda gateway=gateway, ids=ids: gateway.release(ids))
 
 
 def enqueue_attempts(items: list[list]) -> None:
@@ -173,6 +206,8 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
         email_from=sub.email_from,
         email_subject=sub.email_subject,
         unsubscribe_url=unsubscribe,
+        voice_message=sub.voice_message_file if sub.channel == Channel.VOICE else "",
+        dial_state_id=state.pk,
         account_slug=_account().slug,
         attempted_at_us=stamp(attempt.attempted_at),
     )
@@ -235,6 +270,7 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         batch = dial_states.Batch(now)
         ready: list[tuple[DialState, Attempt]] = []
         to_decide: list[tuple[DialState, Attempt | None]] = []
+        ended: list[DialState] = []  # claims that end here: their channels are free again
         for state in states:
             attempt = resumed.get(state.current_attempt_id)
             if attempt is not None and physical_delivery_count(attempt.pk) > 0:
@@ -242,8 +278,10 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
                 ready.append((state, attempt))
             elif state.contact.contact_list_id not in attached[state.sub_campaign_id]:
                 batch.void_claim(state, "list removed", attempt, close=True)
+                ended.append(state)
             elif not _dialable(state.sub_campaign, now):
                 batch.void_claim(state, "not active when the attempt was due", attempt)
+                ended.append(state)
             else:
                 # New, or authorised but never delivered: the gate decides now, not then.
                 to_decide.append((state, attempt))
@@ -256,7 +294,9 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
                 authorised.append((state, batch.authorise(state, attempt)))
             else:
                 batch.refuse(state, decision, attempt)
+                ended.append(state)
         batch.save()
+        _release_channels(ended)
         return ready + authorised
 
 
@@ -284,6 +324,7 @@ def _record(outcomes: list[tuple[DialState, Attempt, DeliveryResult]]) -> int:
         ]
         if ruled:  # after the outcome commits, in its own transaction with the list's locks
             transaction.on_commit(lambda: apply_auto_rules(ruled))
+        _release_channels(recorded)
         # Texts handed to a carrier: where their replies belong (a shared gateway's MO).
         sms_routes.remember(
             _account().pk,

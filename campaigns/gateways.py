@@ -67,7 +67,10 @@ class DeliveryJob:
     email_subject: str = ""
     # Email: the recipient's one-click unsubscribe link (RFC 8058), signed per recipient.
     unsubscribe_url: str = ""
-    # Where the attempt lives, for carriers that report back later (Kannel's dlr-url).
+    # Voice: the WAV to play when the person answers (a path in private storage).
+    voice_message: str = ""
+    # Where the attempt lives, for carriers and engines that report back later.
+    dial_state_id: int = 0
     account_slug: str = ""
     attempted_at_us: int = 0  # the ledger row's attempted_at (devices.ledger.stamp)
 

@@ -75,6 +75,19 @@ def env_networks(name: str, default: list[str] | object = _UNSET) -> list:
     return networks
 
 
+def env_code_map(name: str, default: str | object = _UNSET) -> dict[int, str]:
+    """``code=RESULT`` pairs, comma-separated (``486=BUSY,503=FAILED``), as {486: "BUSY"}."""
+    mapping = {}
+    for item in env_list(name, default):
+        code, _, result = item.partition("=")
+        if not (code.strip().isdigit() and 100 <= int(code) <= 699 and result.strip()):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not code=RESULT with a SIP code (e.g. 486=BUSY)."
+            )
+        mapping[int(code)] = result.strip().upper()
+    return mapping
+
+
 def env_choice(name: str, choices: tuple[str, ...], default: str | object = _UNSET) -> str:
     value = env_str(name, default)
     if value not in choices:

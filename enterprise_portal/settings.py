@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from enterprise_portal.env import (
     env_bool,
     env_choice,
+    env_code_map,
     env_database,
     env_int,
     env_list,
@@ -256,6 +257,20 @@ KANNEL_CALLBACK_SECRET = env_str(
     hashlib.sha256(f"kannel-callbacks:{SECRET_KEY}".encode()).hexdigest()[:40],
 )
 KANNEL_ALLOWED_NETWORKS = env_networks("KANNEL_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
+# --- Voice over SIP (VOICE_GATEWAY=sip): the trunk, and the call engines that dial it.
+SIP_TRUNK_URI = env_str("SIP_TRUNK_URI", "sip:127.0.0.1:5060")
+SIP_USERNAME = env_str("SIP_USERNAME", "")
+SIP_PASSWORD = env_str("SIP_PASSWORD", "")
+SIP_RING_SECONDS = env_int("SIP_RING_SECONDS", 30, minimum=5)
+SIP_MAX_CALL_SECONDS = env_int("SIP_MAX_CALL_SECONDS", 3600, minimum=60)
+# Extra or changed SIP final code → result mappings, e.g. "503=BUSY,488=FAILED".
+SIP_RESULT_CODES = env_code_map("SIP_RESULT_CODES", "")
+CALL_ENGINES = env_int("CALL_ENGINES", 0, minimum=0)  # started by `make run` when > 0
+CALL_ENGINE_CHANNELS = env_int("CALL_ENGINE_CHANNELS", 4, minimum=1)
+CALL_ENGINE_SIP_PORT = env_int("CALL_ENGINE_SIP_PORT", 5070, minimum=1024)
+CALL_ENGINE_RTP_PORT = env_int("CALL_ENGINE_RTP_PORT", 40000, minimum=1024)
+# A call no engine took within this long was never dialled: FAILED, retried by the rules.
+CALL_QUEUE_SECONDS = env_int("CALL_QUEUE_SECONDS", 60, minimum=5)
 DIALER_NODES = env_list("DIALER_NODES", ["dialer-node-01", "dialer-node-02", "dialer-node-03"])
 # Share of sent SMS that the simulator answers with an inbound reply (0..100).
 SIMULATOR_REPLY_PERCENT = env_int("SIMULATOR_REPLY_PERCENT", 5, minimum=0)
