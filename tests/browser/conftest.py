@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("No Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does)")
+        pytest.skip("missing program: /usr/bin/chromium (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
