@@ -65,6 +65,7 @@ def _rows(attempts: Iterable[Attempt]) -> Iterator[list]:
         _("Date"), _("Account"), _("Client ID"), _("Campaign"), _("Sub-campaign"), _("Channel"),
         _("Direction"), _("Device"), _("Result"), _("Call Seconds"), _("Node"), _("Recording"),
         _("Message"), _("Carrier"), _("Source address"), _("Source type"), _("Stopped by"),
+        _("Carrier's answer"),
     ]  # fmt: skip
     for a in attempts.iterator(chunk_size=2000) if hasattr(attempts, "iterator") else attempts:
         direction = a.sms_direction if a.channel == Channel.SMS else a.get_direction_display()
@@ -73,5 +74,5 @@ def _rows(attempts: Iterable[Attempt]) -> Iterator[list]:
             a.client_id, a.campaign_name, a.sub_campaign_name, a.get_channel_display(), direction,
             a.device_key, a.get_disposition_display(), a.call_seconds, a.node, _recording(a),
             a.message, a.carrier_code, a.source_address, a.get_source_type_display(),
-            a.suppression_rule,
+            a.suppression_rule, a.carrier_answer,
         ]  # fmt: skip

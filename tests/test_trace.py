@@ -790,7 +790,7 @@ def test_other_accounts_recordings_are_not_found_through_an_account(personas, me
 CSV_HEADER = [
     "Date", "Account", "Client ID", "Campaign", "Sub-campaign", "Channel", "Direction",
     "Device", "Result", "Call Seconds", "Node", "Recording", "Message", "Carrier",
-    "Source address", "Source type", "Stopped by",
+    "Source address", "Source type", "Stopped by", "Carrier's answer",
 ]  # fmt: skip
 
 
