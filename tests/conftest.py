@@ -203,6 +203,24 @@ def _stop(proc: subprocess.Popen, log) -> None:
 
 
 @pytest.fixture
+def tasks_held():
+    """Tasks this test enqueues go to a queue no worker reads, so that the test performs
+    them itself, in this process and with its settings (the session's worker, if one runs,
+    has the default ones). The queue is deleted afterwards."""
+    from enterprise_portal.celery import app
+
+    default_queue = app.conf.task_default_queue
+    queue = f"held-{uuid.uuid4().hex[:10]}"
+    app.conf.task_default_queue = queue
+    try:
+        yield queue
+    finally:
+        app.conf.task_default_queue = default_queue
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+
+
+@pytest.fixture
 def celery_beat(celery_worker):
     """Real Celery beat sending the dispatcher's ticks to the test worker's queue.
 

@@ -39,8 +39,9 @@ def kannel(tmp_path_factory, live_server_url):
 
 
 @pytest.fixture
-def via_kannel(kannel, live_server_url):
-    """The SMS gateway is Kannel, which reports back to the live server."""
+def via_kannel(kannel, live_server_url, tasks_held):
+    """The SMS gateway is Kannel, which reports back to the live server. The dialer's tasks
+    run here, not in the session's worker, which has the simulator as its gateway."""
     gateways = {**settings.DIALER_GATEWAYS, "sms": "campaigns.kannel.KannelGateway"}
     with override_settings(
         PORTAL_BASE_URL=live_server_url.replace("localhost", "127.0.0.1"),
