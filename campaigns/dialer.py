@@ -207,6 +207,7 @@ def _job(sub: SubCampaign, state: DialState, attempt: Attempt) -> DeliveryJob:
         email_subject=sub.email_subject,
         unsubscribe_url=unsubscribe,
         voice_message=sub.voice_message_file if sub.channel == Channel.VOICE else "",
+        voice_message_seconds=sub.voice_message_seconds if sub.channel == Channel.VOICE else 0,
         dial_state_id=state.pk,
         account_slug=_account().slug,
         attempted_at_us=stamp(attempt.attempted_at),

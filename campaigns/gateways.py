@@ -69,6 +69,7 @@ class DeliveryJob:
     unsubscribe_url: str = ""
     # Voice: the WAV to play when the person answers (a path in private storage).
     voice_message: str = ""
+    voice_message_seconds: float = 0
     # Where the attempt lives, for carriers and engines that report back later.
     dial_state_id: int = 0
     account_slug: str = ""

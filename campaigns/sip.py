@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connection
+from django.utils.translation import gettext as _
+from django_tenants.utils import tenant_context
 
+from accounts.models import Account
+from campaigns import dialer
 from campaigns.gateways import DeliveryJob, DeliveryResult, IdempotentGateway, redis_client
+from devices.ledger import from_stamp
 from devices.models import Disposition, installation_key
+
+logger = logging.getLogger(__name__)
 
 ENGINE_TTL_SECONDS = 10  # an engine that has not said it is alive for this long is dead
 
@@ -179,7 +187,97 @@ class SipGateway(IdempotentGateway):
         payload = {
             **dataclasses.asdict(job),
             "schema": connection.schema_name,
+            "field": f"{connection.schema_name}:{job.attempt_id}",  # its key while in flight
             "queued_at": time.time(),
         }
         redis_client().lpush(queue_key(), json.dumps(payload))
         return DeliveryResult(Disposition.PENDING, pending=True, source_address=job.caller_id)
+
+
+# --- taking calls, settling them, and what the sweep does when an engine dies ----------------
+
+# Pop up to ARGV[1] jobs and mark each in flight for engine ARGV[2], in one step: a job is
+# always either queued or in flight, never lost between the two.
+_TAKE = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local raw = redis.call('RPOP', KEYS[1])
+  if not raw then break end
+  -- the job is kept as sent: cjson would round its big integers (attempted_at_us)
+  local entry = '{"engine": ' .. cjson.encode(ARGV[2]) .. ', "taken_at": ' .. ARGV[3]
+    .. ', "job": ' .. raw .. '}'
+  redis.call('HSET', KEYS[2], cjson.decode(raw)['field'], entry)
+  table.insert(taken, raw)
+end
+return taken
+"""
+
+
+def take(engine: str, count: int) -> list[dict]:
+    """Up to ``count`` queued calls, now in flight on ``engine`` (oldest first)."""
+    if count <= 0:
+        return []
+    raw = redis_client().eval(
+        _TAKE, 2, queue_key(), inflight_key(), count, engine, repr(time.time())
+    )
+    return [json.loads(item) for item in raw]
+
+
+def in_flight_field(job: dict) -> str:
+    return job.get("field") or f"{job['schema']}:{job['attempt_id']}"
+
+
+def settle(job: dict, result: DeliveryResult) -> bool:
+    """Records the outcome of a handed-on call in its account (``dialer.record_outcome``,
+    the path every outcome takes), then forgets the call and frees its channel. False when
+    the outcome was recorded already (by the engine or by the sweep, whichever came first)."""
+    account = Account.objects.filter(schema_name=job["schema"]).first()
+    recorded = False
+    if account is not None:
+        with tenant_context(account):
+            recorded = dialer.record_outcome(
+                job["attempt_id"], from_stamp(job["attempted_at_us"]), result
+            )
+    client = redis_client()
+    client.hdel(inflight_key(), in_flight_field(job))
+    client.zrem(slots_key(), member(job["dial_state_id"], job["schema"]))
+    return recorded
+
+
+def sweep_lost_calls(now: float | None = None) -> tuple[int, int]:
+    """Calls that will never report: those in flight on an engine that stopped saying it
+    is alive (recorded UNKNOWN: the phone may have rung, so they are never dialled again),
+    and jobs no engine took within ``CALL_QUEUE_SECONDS`` (never dialled: FAILED, and the
+    sub-campaign's retry rules decide). Returns (unknown, failed)."""
+    now = now if now is not None else time.time()
+    client = redis_client()
+    alive = {engine.name for engine in engines(now)}
+    unknown = failed = 0
+    for raw in client.hvals(inflight_key()):
+        entry = json.loads(raw)
+        if entry["engine"] in alive:
+            continue
+        result = DeliveryResult(
+            Disposition.UNKNOWN,
+            node=entry["engine"],
+            carrier_answer=_("The call engine stopped during the call"),
+        )
+        settle(entry["job"], result)
+        unknown += 1
+        logger.warning("Call %s lost with engine %s", entry["job"]["attempt_id"], entry["engine"])
+    for raw in client.lrange(queue_key(), 0, -1):
+        job = json.loads(raw)
+        if now - job["queued_at"] <= settings.CALL_QUEUE_SECONDS:
+            continue
+        if client.lrem(queue_key(), 1, raw):  # ours now: no engine can take it any more
+            settle(job, not_taken(settings.CALL_QUEUE_SECONDS))
+            failed += 1
+    return unknown, failed
+
+
+def not_taken(seconds: int) -> DeliveryResult:
+    return DeliveryResult(
+        Disposition.FAILED,
+        carrier_answer=_("Not dialled: no call engine took the call within %(seconds)s s")
+        % {"seconds": seconds},
+    )

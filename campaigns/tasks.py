@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Account
-from campaigns import dialer
+from campaigns import dialer, sip
 from campaigns.blacklist_import import run_blacklist_import
 from campaigns.blacklists import release_expired
 from campaigns.inbound import record_inbound_sms
@@ -89,3 +89,10 @@ def release_expired_blacklist_entries() -> int:
             if BlacklistEntry.objects.filter(expires_at__lte=timezone.now()).exists():
                 released += release_expired()
     return released
+
+
+@shared_task(ignore_result=True)
+def sweep_lost_calls() -> dict:
+    """Beat: calls whose engine died (UNKNOWN, never redialled) and calls no engine took."""
+    unknown, failed = sip.sweep_lost_calls()
+    return {"unknown": unknown, "failed": failed}

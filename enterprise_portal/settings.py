@@ -203,6 +203,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.dispatch_tick",
         "schedule": float(env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)),
     },
+    "sweep-lost-calls": {
+        "task": "campaigns.tasks.sweep_lost_calls",
+        "schedule": 10.0,
+    },
     "requeue-stale-claims": {
         "task": "campaigns.tasks.requeue_stale_claims",
         "schedule": 60.0,

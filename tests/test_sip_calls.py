@@ -1,0 +1,265 @@
+"""Calls over SIP, end to end: the dialer hands calls to real call engines (``manage.py
+call_engine``, PJSIP), which dial SIPp playing a trunk and the phones behind it
+(tests/carriers/sip/carrier.xml: the last digit picks the far end's answer). Outcomes,
+call seconds, recordings and the SIP messages themselves are checked."""
+
+from __future__ import annotations
+
+import array
+import io
+import math
+import signal
+import time
+import wave
+
+import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from django_tenants.utils import tenant_context
+
+from campaigns import dialer, sip
+from campaigns.models import DialState
+from campaigns.voice_messages import do_set_voice_message
+from devices.models import Attempt
+from tests import factories
+from tests.carriers import sipp
+from tests.conftest import _test_database_url
+
+pytestmark = pytest.mark.carrier
+
+CALLER = "+17135550000"
+
+
+@pytest.fixture(scope="module")
+def trunk(tmp_path_factory):
+    if not sipp.installed():
+        pytest.skip("missing program: sipp (apt-get install sip-tester; .ci/run does)")
+    peer = sipp.Sipp(tmp_path_factory.mktemp("sipp"), pause_ms=3000).start()
+    yield peer
+    peer.stop()
+
+
+class Engines:
+    """Call engines started for one test, on one trunk; all stopped afterwards."""
+
+    def __init__(self, run_dir, trunk_uri: str):
+        self.run_dir = run_dir
+        self.env = sipp.engine_env(
+            trunk_uri, sipp.free_udp_port(4), 20000 + (time.monotonic_ns() // 1000) % 200 * 100,
+            DATABASE_URL=_test_database_url(),
+        )  # fmt: skip
+        self.procs: dict[str, object] = {}
+        self.killed: list[object] = []
+
+    def start(self, count: int = 1, channels: int = 4) -> Engines:
+        first = len(self.procs) + len(self.killed)
+        for index in range(first, first + count):
+            self.procs[f"engine-{index + 1}"] = sipp.start_engine(
+                self.run_dir, self.env, index, channels=channels
+            )
+        deadline = time.monotonic() + 30
+        while not set(self.procs) <= {engine.name for engine in sip.engines()}:
+            for name, proc in self.procs.items():
+                assert proc.poll() is None, f"{name} exited; see {self.run_dir}/{name}.log"
+            assert time.monotonic() < deadline, "the engines did not come up"
+            time.sleep(0.1)
+        return self
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        sipp.stop_process(proc, signal.SIGKILL)
+        self.killed.append(proc)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            sipp.stop_process(proc)
+
+
+@pytest.fixture
+def engines(tmp_path, tasks_held):
+    started: list[Engines] = []
+
+    def start(trunk: sipp.Sipp, count: int = 1, channels: int = 4) -> Engines:
+        group = Engines(tmp_path, trunk.uri).start(count, channels)
+        started.append(group)
+        return group
+
+    with override_settings(
+        DIALER_GATEWAYS={**settings.DIALER_GATEWAYS, "voice": "campaigns.sip.SipGateway"}
+    ):
+        yield start
+    for group in started:
+        group.stop()
+    client = sip.redis_client()
+    client.delete(sip.queue_key(), sip.inflight_key(), sip.slots_key(), sip.engines_key())
+
+
+def _voice(account, phones: list[str], **fields):
+    people = [{"client_id": f"V{n}", "name": f"Person {n}", "phones": [p]}
+              for n, p in enumerate(phones)]  # fmt: skip
+    with tenant_context(account):
+        return factories.sub_campaign(
+            factories.contact_list(people), **{"caller_id": CALLER, "max_attempts": 1, **fields}
+        )
+
+
+def _run(account, sub, *, seconds: float = 60, until=None) -> dict[str, Attempt]:
+    """The dispatcher's ticks and the attempt tasks, here, until every call has an outcome
+    (or ``until(rows)`` holds): the rows by number."""
+    performed: set[tuple[int, str]] = set()
+    deadline = time.monotonic() + seconds
+    while True:
+        with tenant_context(account):
+            dialer.dispatch_sub_campaign(sub.pk)
+            for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
+                item = (state.pk, str(state.claim_token))
+                if item not in performed:
+                    performed.add(item)
+                    dialer.perform_attempt(*item)
+            left = DialState.objects.filter(sub_campaign=sub).exclude(status="done").count()
+        rows = {
+            row.device_key: row
+            for row in Attempt.objects.filter(account_id=account.pk, sub_campaign_id=sub.pk)
+        }
+        if (until(rows) if until else not left) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def _loudness(path: str) -> float:
+    with default_storage.open(path, "rb") as raw, wave.open(raw) as audio:
+        assert (audio.getnchannels(), audio.getsampwidth()) == (1, 2)
+        samples = array.array("h", audio.readframes(audio.getnframes()))
+    return math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
+
+
+def _tone(seconds: float) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        frames = (
+            int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000))
+        )
+        audio.writeframes(array.array("h", frames).tobytes())
+    return out.getvalue()
+
+
+def test_an_answered_call_is_recorded_with_its_seconds_and_our_identity(
+    trunk, engines, open_all_day_account
+):
+    account = open_all_day_account
+    engines(trunk)
+    number = "+17135557011"  # answers, plays the sample, hangs up after 3 s
+    sub = _voice(account, [number], record_calls=True)
+    rows = _run(account, sub)
+    row = rows[number]
+    assert row.disposition == "ANSWERED", row.carrier_answer
+    assert 2 <= row.call_seconds <= 4
+    assert row.node == "engine-1"
+    assert row.recording_file and _loudness(row.recording_file) > 300, "far-end audio recorded"
+    invite = trunk.invites(number)[0]
+    assert CALLER in invite.header("From")
+    assert CALLER in invite.header("P-Asserted-Identity")
+    assert "m=audio" in invite.text and "PCMA/8000" in invite.text
+    # SIPp's own checks (check_it in the scenario) passed too: it answers no INVITE that
+    # lacks a P-Asserted-Identity or a G.711 offer.
+
+
+def test_each_final_answer_maps_to_its_result(trunk, engines, open_all_day_account):
+    account = open_all_day_account
+    engines(trunk, count=2)
+    expected = {
+        "+17135557012": ("BUSY", "486"),
+        "+17135557013": ("NO_ANSWER", "487"),  # rang past SIP_RING_SECONDS: our CANCEL
+        "+17135557014": ("INVALID_NUMBER", "404"),
+        "+17135557015": ("DECLINED", "603"),
+        "+17135557016": ("NO_ANSWER", "480"),
+        "+17135557017": ("NO_ANSWER", ""),  # a trunk that never says anything
+        "+17135557018": ("FAILED", "500"),
+    }
+    sub = _voice(account, list(expected))
+    rows = _run(account, sub, seconds=90)
+    got = {number: (row.disposition, row.carrier_code) for number, row in rows.items()}
+    assert got == expected
+    assert "neither rang nor answered" in rows["+17135557017"].carrier_answer
+    assert "486 Busy Here" in rows["+17135557012"].carrier_answer
+    cancels = [m for m in trunk.messages() if m.received and m.first_line.startswith("CANCEL ")]
+    assert any("+17135557013@" in m.first_line for m in cancels), "the ring timeout sent CANCEL"
+
+
+def test_the_message_is_played_to_the_callee_and_comes_back_in_the_recording(
+    engines, open_all_day_account, tmp_path
+):
+    if not sipp.installed():
+        pytest.skip("missing program: sipp (apt-get install sip-tester; .ci/run does)")
+    echo = sipp.Sipp(tmp_path / "echo", rtp_echo=True).start()  # sends our audio back
+    try:
+        account = open_all_day_account
+        engines(echo)
+        number = "+17135557019"  # answers and listens until we hang up
+        sub = _voice(account, [number], record_calls=True)
+        with tenant_context(account):
+            do_set_voice_message(sub, SimpleUploadedFile("notice.wav", _tone(2.0)))
+        rows = _run(account, sub)
+        row = rows[number]
+        assert row.disposition == "ANSWERED", row.carrier_answer
+        assert 2 <= row.call_seconds <= 4, "we hung up once the message was played"
+        assert _loudness(row.recording_file) > 2000, "the 440 Hz message came back"
+        byes = [m for m in echo.messages() if m.received and m.first_line.startswith("BYE ")]
+        assert len(byes) == 1
+    finally:
+        echo.stop()
+
+
+def test_an_engine_killed_mid_call_is_never_redialled_and_says_outcome_unknown(
+    trunk, engines, open_all_day_account
+):
+    account = open_all_day_account
+    group = engines(trunk)
+    number = "+17135557010"  # answers and stays until we hang up
+    sub = _voice(account, [number], max_attempts=3)
+    _run(account, sub, seconds=20, until=lambda rows: any(
+        m.first_line.startswith("ACK ") for m in trunk.messages()
+        if m.call_id in {i.call_id for i in trunk.invites(number)}
+    ))  # fmt: skip
+    group.kill("engine-1")
+    deadline = time.monotonic() + sip.ENGINE_TTL_SECONDS + 10
+    while sip.sweep_lost_calls() == (0, 0):
+        assert time.monotonic() < deadline, "the sweep never found the lost call"
+        time.sleep(0.5)
+    group.start(1)  # a live engine again: nothing may be dialled twice
+    rows = _run(account, sub, seconds=5, until=lambda rows: False)
+    row = rows[number]
+    assert (row.disposition, row.node) == ("UNKNOWN", "engine-1")
+    assert "stopped during the call" in row.carrier_answer
+    with tenant_context(account):
+        state = DialState.objects.get(sub_campaign=sub)
+    assert state.status == "done" and state.attempts == 1
+    assert len(trunk.calls_by_number()[number]) == 1, "dialled once"
+    assert not sip.redis_client().hlen(sip.inflight_key())
+
+
+def test_two_hundred_devices_through_two_engines_each_once_never_over_the_channels(
+    engines, open_all_day_account, tmp_path
+):
+    if not sipp.installed():
+        pytest.skip("missing program: sipp (apt-get install sip-tester; .ci/run does)")
+    quick = sipp.Sipp(tmp_path / "quick", pause_ms=300).start()
+    try:
+        account = open_all_day_account
+        engines(quick, count=2, channels=3)
+        numbers = [f"+1713556{n:03d}1" for n in range(200)]
+        sub = _voice(account, numbers)
+        rows = _run(account, sub, seconds=240)
+        assert len(rows) == 200
+        assert {row.disposition for row in rows.values()} == {"ANSWERED"}
+        assert {row.node for row in rows.values()} == {"engine-1", "engine-2"}
+        calls = quick.calls_by_number()
+        assert len(calls) == 200 and {len(ids) for ids in calls.values()} == {1}, "each once"
+        assert quick.most_calls_at_once() <= 6, "never more calls than 2 engines × 3 channels"
+    finally:
+        quick.stop()
