@@ -193,6 +193,16 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _call_engines() -> int:
+    """How many call engines `make run` starts: CALL_ENGINES, when voice goes over SIP."""
+    if os.environ.get("VOICE_GATEWAY", "simulator").strip().lower() != "sip":
+        return 0
+    count = os.environ.get("CALL_ENGINES", "0").strip() or "0"
+    if not count.isdigit():
+        raise SystemExit(f"CALL_ENGINES must be a whole number, not {count!r}")
+    return int(count)
+
+
 def cmd_run() -> int:
     _interrupt_on_sigterm()
     os.environ.setdefault("DEBUG", "1")
@@ -216,6 +226,10 @@ def cmd_run() -> int:
                 cwd=ROOT,
             ),
         }  # fmt: skip
+        if _call_engines():  # VOICE_GATEWAY=sip: its engines, each its own process
+            procs["call-engines"] = subprocess.Popen(
+                [PYTHON, "manage.py", "call_engine", "--engines", str(_call_engines())], cwd=ROOT
+            )
         log(f"Portal running at http://localhost:{port}/  (Ctrl-C stops everything)")
         code = 0
         try:
@@ -236,7 +250,7 @@ def cmd_run() -> int:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        log("Web, worker and beat stopped; stopping embedded services.")
+        log("Web, worker, beat and engines stopped; stopping embedded services.")
         return code
 
 

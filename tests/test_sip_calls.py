@@ -8,7 +8,6 @@ from __future__ import annotations
 import array
 import io
 import math
-import signal
 import time
 import wave
 
@@ -41,48 +40,12 @@ def trunk(tmp_path_factory):
     peer.stop()
 
 
-class Engines:
-    """Call engines started for one test, on one trunk; all stopped afterwards."""
-
-    def __init__(self, run_dir, trunk_uri: str):
-        self.run_dir = run_dir
-        self.env = sipp.engine_env(
-            trunk_uri, sipp.free_udp_port(4), 20000 + (time.monotonic_ns() // 1000) % 200 * 100,
-            DATABASE_URL=_test_database_url(),
-        )  # fmt: skip
-        self.procs: dict[str, object] = {}
-        self.killed: list[object] = []
-
-    def start(self, count: int = 1, channels: int = 4) -> Engines:
-        first = len(self.procs) + len(self.killed)
-        for index in range(first, first + count):
-            self.procs[f"engine-{index + 1}"] = sipp.start_engine(
-                self.run_dir, self.env, index, channels=channels
-            )
-        deadline = time.monotonic() + 30
-        while not set(self.procs) <= {engine.name for engine in sip.engines()}:
-            for name, proc in self.procs.items():
-                assert proc.poll() is None, f"{name} exited; see {self.run_dir}/{name}.log"
-            assert time.monotonic() < deadline, "the engines did not come up"
-            time.sleep(0.1)
-        return self
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        sipp.stop_process(proc, signal.SIGKILL)
-        self.killed.append(proc)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            sipp.stop_process(proc)
-
-
 @pytest.fixture
 def engines(tmp_path, tasks_held):
-    started: list[Engines] = []
+    started: list[sipp.CallEngines] = []
 
-    def start(trunk: sipp.Sipp, count: int = 1, channels: int = 4) -> Engines:
-        group = Engines(tmp_path, trunk.uri).start(count, channels)
+    def start(trunk: sipp.Sipp, count: int = 1, channels: int = 4) -> sipp.CallEngines:
+        group = sipp.CallEngines(tmp_path, trunk.uri, _test_database_url()).start(count, channels)
         started.append(group)
         return group
 

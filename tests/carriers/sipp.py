@@ -211,3 +211,44 @@ def engine_env(trunk_uri: str, sip_port: int, rtp_port: int, **extra: str) -> di
         "SIP_RING_SECONDS": "5",
         **extra,
     }
+
+
+class CallEngines:
+    """Call engines on one trunk (``start`` adds more, ``kill`` is a crash); ``stop`` ends
+    them all. They work on the database at ``database_url`` and report to its Redis."""
+
+    def __init__(self, run_dir, trunk_uri: str, database_url: str, **env: str):
+        self.run_dir = run_dir
+        rtp_base = 20000 + (time.monotonic_ns() // 1000) % 200 * 100
+        self.env = engine_env(
+            trunk_uri, free_udp_port(16), rtp_base, DATABASE_URL=database_url, **env
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.killed: list[subprocess.Popen] = []
+
+    def start(self, count: int = 1, channels: int = 4, timeout: float = 30) -> CallEngines:
+        from campaigns import sip  # here: callers set Django up after importing this module
+
+        first = len(self.procs) + len(self.killed)
+        for index in range(first, first + count):
+            self.procs[f"engine-{index + 1}"] = start_engine(
+                self.run_dir, self.env, index, channels=channels
+            )
+        deadline = time.monotonic() + timeout
+        while not set(self.procs) <= {engine.name for engine in sip.engines()}:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {self.run_dir}/{name}.log")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the call engines did not come up")
+            time.sleep(0.1)
+        return self
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        stop_process(proc, signal.SIGKILL)
+        self.killed.append(proc)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc)
