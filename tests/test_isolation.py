@@ -65,6 +65,23 @@ MATRIX = {
     "/a/acme-one/sub-campaigns/{sub}/counts.json": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/sub-campaigns/{sub}/start/": [LOGIN, 404, 403, 405, 405, 404, 404],
     "/a/acme-one/sub-campaigns/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/sub-campaigns/{sub}/voice-message/": [LOGIN, 404, 403, 405, 405, 404, 404],
+    # No message yet: nothing to play, nothing to remove.
+    "/a/acme-one/sub-campaigns/{sub}/voice-message.wav": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/a/acme-one/sub-campaigns/{sub}/voice-message/remove/": [
+        LOGIN,
+        404,
+        403,
+        "/a/acme-one/sub-campaigns/{sub}/#settings",
+        "/a/acme-one/sub-campaigns/{sub}/#settings",
+        404,
+        404,
+    ],  # fmt: skip
+    "/a/acme-two/sub-campaigns/{sub}/voice-message.wav": [LOGIN, 404, 404, 404, 404, 404, 404],
+    # Carrier callbacks and unsubscribe links: no session matters, only their own proof.
+    "/a/acme-one/carrier/kannel/dlr/": [400] * 7,
+    "/carrier/kannel/mo/": [403] * 7,
+    "/u/not-a-token/": [400] * 7,
     # The same id in another account's schema is another account's business: never found.
     "/a/acme-two/sub-campaigns/{sub}/": [LOGIN, 404, 404, 404, 404, 404, 404],
     "/a/bor-one/sub-campaigns/{sub}/": [LOGIN, 404, 404, 404, 404, 404, 404],
