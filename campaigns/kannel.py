@@ -26,6 +26,7 @@ import urllib3
 from django.conf import settings
 
 from campaigns.gateways import DeliveryJob, DeliveryResult, IdempotentGateway
+from campaigns.sms_text import is_gsm
 from devices.models import Disposition
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,6 @@ REPORTS = {
     DLR_ACCEPTED: Disposition.SENT,
     DLR_REJECTED: Disposition.REJECTED,
 }
-GSM_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-
 _pool_lock = threading.Lock()
 _pool: urllib3.PoolManager | None = None
 
@@ -79,10 +75,6 @@ def dlr_url(job: DeliveryJob) -> str:
     query = urlencode({"attempt": job.attempt_id, "at": at, "sig": sig})
     path = f"/a/{job.account_slug}/carrier/kannel/dlr/"
     return f"{settings.PORTAL_BASE_URL}{path}?{query}&{DLR_FIELDS}"
-
-
-def is_gsm(text: str) -> bool:
-    return set(text) <= GSM_BASIC
 
 
 class KannelGateway(IdempotentGateway):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.sms_text import MAX_PARTS, longest, sms_parts
 from contacts.models import Contact, ContactList
 from devices.models import Channel, SourceType
 from devices.policy import rule_label
@@ -163,6 +164,12 @@ class SubCampaign(models.Model):
         bad = template_errors(self.message)
         if bad:
             errors["message"] = bad
+        elif self.channel == Channel.SMS and sms_parts(self.message) > MAX_PARTS:
+            errors["message"] = _(
+                "This text takes %(parts)s SMS parts; carriers deliver at most %(most)s. "
+                "Shorten it to %(longest)s characters or fewer (names filled in count too)."
+            ) % {"parts": sms_parts(self.message), "most": MAX_PARTS,
+                 "longest": longest(self.message)}  # fmt: skip
         for key, value in (self.retry_minutes or {}).items():
             if value is not None and (not isinstance(value, int) or value < 0):
                 errors["retry_minutes"] = _("Waits must be whole minutes, 0 or more (%(key)s).") % {

@@ -8,13 +8,15 @@ import time
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.test import Client, override_settings
 from django_tenants.utils import tenant_context
 
 from accounts.actions import do_add_membership
 from accounts.models import Role, User
 from campaigns import dialer
-from campaigns.models import DialState
+from campaigns.actions import do_create_campaign
+from campaigns.models import DialState, SubCampaign
 from devices.models import Attempt, DeviceSetting
 from tests import factories
 from tests.carriers.kannel import MO_QUERY, SENDSMS_PASSWORD, SENDSMS_USER, KannelStack, installed
@@ -160,3 +162,18 @@ def test_kannel_down_at_send_time_is_retried_by_the_rules_and_sent_once(
     assert [r.disposition for r in rows] == ["FAILED", "DELIVERED"]
     sent = [pdu for pdu in via_kannel.submitted() if pdu["dst"].endswith(number[1:])]
     assert len(sent) == 1, "the carrier got the text once"
+
+
+def test_a_text_longer_than_ten_parts_is_refused_with_its_limit(personas):
+    """Checked where it is written (the sub-campaign), not found out at the carrier."""
+    with tenant_context(personas.acct_a1):
+        base = {"channel": "sms", "sms_source_address": "55123", "sms_source_type": "short_code",
+                "name": "Long", "purpose": "collections", "pacing_per_minute": 60}  # fmt: skip
+        fine = SubCampaign(campaign=do_create_campaign(name="Long"), message="x" * 1530, **base)
+        fine.full_clean(exclude=["campaign"])
+        with pytest.raises(ValidationError) as refused:
+            SubCampaign(campaign=fine.campaign, message="ç" * 671, **base).full_clean(
+                exclude=["campaign"]
+            )
+    text = " ".join(refused.value.message_dict["message"])
+    assert "11 SMS parts" in text and "670 characters" in text
