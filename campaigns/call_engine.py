@@ -22,6 +22,7 @@ never dialled: FAILED, and the retry rules decide.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -32,10 +33,12 @@ import time
 from pathlib import Path
 
 import pjsua2 as pj
+from django import db
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
 from campaigns import sip
 from campaigns.gateways import DeliveryResult, recording_path
@@ -189,24 +192,31 @@ class Engine:
             "Call engine %s: %d channels, SIP on %d, trunk %s",
             self.config.name, self.config.channels, self.config.sip_port, self.trunk_host,
         )  # fmt: skip
-        next_beat = 0.0
+        next_beat = redis_warned = 0.0
         try:
             while True:
                 self.endpoint.libHandleEvents(10)
                 now = time.monotonic()
-                if now >= next_beat:
-                    self._heartbeat()
-                    next_beat = now + HEARTBEAT_SECONDS
                 if until is not None and now >= until and self.stopping is None:
                     self.stopping = now
-                if self.stopping is None:
-                    self._take()
+                try:
+                    if now >= next_beat:
+                        next_beat = now + HEARTBEAT_SECONDS
+                        self._heartbeat()
+                    if self.stopping is None:
+                        self._take()
+                except RedisError as exc:  # calls in progress go on; outcomes wait
+                    if now >= redis_warned:
+                        logger.warning("Redis unavailable (%s); calls in progress go on", exc)
+                        redis_warned = now + 30
+                    next_beat = now + HEARTBEAT_SECONDS
                 self._keep_time(now)
                 self._settle_ended()
                 if self.stopping is not None and not self.calls:
                     break
         finally:
-            sip.redis_client().hdel(sip.engines_key(), self.config.name)
+            with contextlib.suppress(RedisError):  # gone from the list: no more calls for us
+                sip.redis_client().hdel(sip.engines_key(), self.config.name)
             self._stop_stack()
 
     def _stop(self, signum, frame) -> None:
@@ -439,6 +449,7 @@ class Engine:
         except Exception:  # the database or Redis is away: keep it, retry every second
             logger.exception("Outcome of attempt %s not recorded yet", job["attempt_id"])
             self.unsettled.append((job, result))
+            db.connections.close_all()  # the next try connects afresh
 
     def _retry_unsettled(self) -> None:
         pending, self.unsettled = self.unsettled, []
