@@ -154,4 +154,10 @@ def _timestamp(value: str) -> dt.datetime | None:
         return None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     now = timezone.now()
-    return parsed if now - dt.timedelta(days=7) <= parsed <= now + dt.timedelta(hours=1) else None
+    if not now - dt.timedelta(days=7) <= parsed <= now + dt.timedelta(hours=1):
+        return None
+    # Kannel's time has whole seconds: within the last second (or ahead of our clock), our
+    # own time is the truer one, and keeps a quick STOP after the text it answers.
+    if now - parsed < dt.timedelta(seconds=1):
+        return None
+    return parsed

@@ -149,7 +149,7 @@ def sub_campaign_manage(request, sub_campaign_id):
                 request=request,
             )
             messages.success(request, _("Settings saved."))
-            return HttpResponseRedirect(_here("account:sub_campaign", sub.pk))
+            return HttpResponseRedirect(_here("account:sub_campaign", sub.pk) + "#settings")
     if not access.is_admin:
         for field in form.fields.values():
             field.disabled = True

@@ -161,3 +161,19 @@ def test_hostile_input_is_a_4xx_never_a_500(personas, fields):
         "/carrier/kannel/mo/", {**fields, "key": SECRET, "id": "x", "from": "1", "to": "2"}
     )
     assert response.status_code < 500
+
+
+def test_a_reply_time_within_the_last_second_is_taken_from_our_clock():
+    """Kannel's %t has whole seconds: a STOP sent in the same second as the text it answers
+    must not be listed before it, so the receipt's own time is used then."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from campaigns.carrier_views import _timestamp
+
+    now = timezone.now()
+    assert _timestamp(str(int(now.timestamp()))) is None  # this very second: our clock
+    earlier = (now - dt.timedelta(seconds=90)).replace(microsecond=0)
+    assert _timestamp(earlier.strftime("%Y-%m-%d %H:%M:%S")) == earlier
+    assert _timestamp("not a time") is None

@@ -179,7 +179,8 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("alert")).to_contain_text("Settings saved.")
 
-    page.get_by_role("tab", name="Settings").click()
+    # Saving brings the admin back to the Settings tab, where the message is set.
+    expect(page.get_by_role("tab", name="Settings")).to_have_attribute("aria-selected", "true")
     section = page.get_by_test_id("voice-message")
     expect(section.get_by_test_id("voice-message-empty")).to_be_visible()
     expect(page.get_by_label("Record calls")).to_be_checked()
@@ -188,7 +189,6 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
     expect(page.get_by_role("alert")).to_contain_text(
         "Message saved: notice.wav (2.0 s) plays when the person answers."
     )
-    page.get_by_role("tab", name="Settings").click()
     expect(section).to_contain_text("notice.wav (2.0 s) plays when the person answers.")
     player = section.get_by_test_id("voice-message-player")
     expect(player).to_be_visible()
