@@ -7,6 +7,7 @@ COPY accounts accounts
 COPY campaigns campaigns
 COPY contacts contacts
 COPY devices devices
+COPY api api
 RUN pip install --no-cache-dir '.[sip]'
 COPY . .
 RUN SECRET_KEY=build DATABASE_URL=postgresql://x@localhost/x REDIS_URL=redis://localhost/0 \

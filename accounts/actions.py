@@ -8,7 +8,16 @@ from typing import Any
 from django.db import transaction
 from django.utils.text import slugify
 
-from accounts.models import Account, AuditEvent, Domain, Enterprise, Membership, Role, User
+from accounts.models import (
+    Account,
+    ApiKey,
+    AuditEvent,
+    Domain,
+    Enterprise,
+    Membership,
+    Role,
+    User,
+)
 
 
 def client_ip(request) -> str | None:
@@ -27,12 +36,17 @@ def audit(
     details: dict | None = None,
     request=None,
 ) -> AuditEvent:
-    """Records an action. Call it inside the transaction of the action it records."""
+    """Records an action. Call it inside the transaction of the action it records. The
+    actor is a user, an API key (recorded under its name and creator), or None (system)."""
     if enterprise is None and account is not None:
         enterprise = account.enterprise
+    label = actor.email if actor is not None and actor.pk else "system"
+    if isinstance(actor, ApiKey):
+        details = {**(details or {}), "api_key": actor.prefix}
+        actor = actor.created_by
     return AuditEvent.objects.create(
         actor=actor if actor is not None and actor.pk else None,
-        actor_label=(actor.email if actor is not None and actor.pk else "system"),
+        actor_label=label,
         enterprise=enterprise,
         account=account if account is not None and not account.is_public else None,
         action=action,

@@ -278,3 +278,71 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class ApiKey(models.Model):
+    """A key for the integration API (``/api/v1/``): an enterprise's (every account) or one
+    account's, with scopes and an optional expiry. Only a hash of the secret is kept; the
+    key is shown once, when it is created (``accounts.api_keys``)."""
+
+    class Scope(models.TextChoices):
+        TRACE_READ = "trace:read", _("Read the Contact Trace")
+        DEVICES_WRITE = "devices:write", _("Read and change device settings")
+        BLACKLISTS_WRITE = "blacklists:write", _("Read and change campaign blacklists")
+        DECISIONS_READ = "decisions:read", _("Ask what the dialer would decide")
+        REGISTRIES_READ = "registries:read", _("Read national registries (operators)")
+
+    name = models.CharField(_("name"), max_length=80)
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("enterprise"), on_delete=models.CASCADE, null=True,
+        blank=True, related_name="api_keys",
+    )  # fmt: skip
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.CASCADE, null=True, blank=True,
+        related_name="api_keys",
+    )  # fmt: skip
+    prefix = models.CharField(_("key starts with"), max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(_("scopes"), default=list)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, verbose_name=_("created by"), on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by_label = models.CharField(max_length=254, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        constraints = [
+            # An account key is its enterprise's too; an operator key has neither.
+            models.CheckConstraint(
+                name="api_key_account_in_enterprise",
+                condition=models.Q(account__isnull=True) | models.Q(enterprise__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def email(self) -> str:
+        """How the key signs what it does (audit rows, "saved by"): its name and creator."""
+        return f"API key “{self.name}” ({self.created_by.email})"[:254]
+
+    @property
+    def is_operator(self) -> bool:
+        return self.enterprise_id is None
+
+    def usable_at(self, instant) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > instant)
+
+    def status(self, instant) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= instant:
+            return "expired"
+        return "active"

@@ -102,7 +102,8 @@ class CurrentSettings:
     """
 
     def __init__(self, enterprise: Enterprise, *, key_contains: str = "", action: str = "",
-                 source: str = "", state: str = "", now: dt.datetime | None = None):  # fmt: skip
+                 source: str = "", state: str = "", now: dt.datetime | None = None,
+                 before: tuple[dt.datetime, int] | None = None):  # fmt: skip
         self.enterprise = enterprise
         params: list = [enterprise.pk]
         key_filter = ""
@@ -124,6 +125,9 @@ class CurrentSettings:
         elif state == EXPIRED:
             where.append("expires_at <= %s")
             params.append(now)
+        if before is not None:  # a cursor: the rows after this one, newest first
+            where.append("(created_at, id) < (%s, %s)")
+            params += list(before)
         self._with = self._LATEST.format(key_filter=key_filter)
         self._where = " AND ".join(where)
         self._params = params

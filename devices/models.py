@@ -222,6 +222,7 @@ class DeviceSetting(models.Model):
         SMS_OPT_IN = "sms_opt_in", _("SMS opt-in")
         AGENT_DNC = "agent_dnc", _("Agent: do not call")
         EMAIL_UNSUBSCRIBE = "email_unsub", _("Email unsubscribe")
+        API = "api", _("API")
 
     enterprise = models.ForeignKey(Enterprise, on_delete=models.CASCADE, related_name="+")
     device_key = models.CharField(_("device"), max_length=254)

@@ -40,6 +40,8 @@ SHARED_APPS = [
     "django.contrib.postgres",
     "crispy_forms",
     "crispy_bootstrap5",
+    "ninja",  # its Swagger UI files, served by the app
+    "api",
 ]
 TENANT_APPS = [
     "campaigns",
@@ -261,6 +263,8 @@ KANNEL_CALLBACK_SECRET = env_str(
     hashlib.sha256(f"kannel-callbacks:{SECRET_KEY}".encode()).hexdigest()[:40],
 )
 KANNEL_ALLOWED_NETWORKS = env_networks("KANNEL_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
+# --- Integration API (/api/v1/): requests per key per minute (0: no limit).
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600, minimum=0)
 # --- Voice over SIP (VOICE_GATEWAY=sip): the trunk, and the call engines that dial it.
 SIP_TRUNK_URI = env_str("SIP_TRUNK_URI", "sip:127.0.0.1:5060")
 SIP_USERNAME = env_str("SIP_USERNAME", "")

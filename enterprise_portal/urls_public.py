@@ -5,6 +5,8 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from api import views as api_views
+from api.v1 import api
 from campaigns import carrier_views
 
 admin.site.site_header = _("Compliance Portal – platform administration")
@@ -19,6 +21,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("enterprises/<int:enterprise_id>/api-keys/", api_views.enterprise_keys, name="api_keys"),
+    path(
+        "enterprises/<int:enterprise_id>/api-keys/<str:key_id>/revoke/",
+        api_views.enterprise_key_revoke,
+        name="api_key_revoke",
+    ),  # fmt: skip
     # Replies from handsets through Kannel: one endpoint for every account.
     path("carrier/kannel/mo/", carrier_views.kannel_mo, name="kannel_mo"),
     path("", include("accounts.urls")),

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from accounts import views as account_views
+from api import views as api_views
 from campaigns import blacklist_views, carrier_views
 from campaigns import contact_views as dialler_contact_views
 from campaigns import views as campaign_views
@@ -74,6 +75,8 @@ account_patterns = (
         ),
         # Kannel's delivery reports for this account's texts (signed per attempt).
         path("carrier/kannel/dlr/", carrier_views.kannel_dlr, name="kannel_dlr"),
+        path("api-keys/", api_views.account_keys, name="api_keys"),
+        path("api-keys/<str:key_id>/revoke/", api_views.account_key_revoke, name="api_key_revoke"),
         path("blacklists/", blacklist_views.blacklist_index, name="blacklists"),
         path("blacklists/<int:blacklist_id>/", blacklist_views.blacklist_detail, name="blacklist"),
         path(

@@ -38,6 +38,15 @@ MATRIX = {
     "/enterprises/{ent_a}/audit/": [LOGIN, 404, 403, 403, 200, 404, 404],
     "/enterprises/{ent_b}/audit/": [LOGIN, 404, 404, 404, 404, 200, 404],
     "/enterprises/999999/": [LOGIN, 404, 404, 404, 404, 404, 404],
+    "/enterprises/{ent_a}/api-keys/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_b}/api-keys/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/enterprises/{ent_a}/api-keys/999999/revoke/": [LOGIN, 404, 403, 403, 404, 404, 404],
+    "/a/acme-one/api-keys/": [LOGIN, 404, 403, 200, 200, 404, 404],
+    "/a/acme-two/api-keys/": [LOGIN, 404, 404, 404, 200, 404, 404],
+    "/a/acme-one/api-keys/999999/revoke/": [LOGIN, 404, 403, 404, 404, 404, 404],
+    # The API takes keys, never a session: signed in or not, no key is a 401.
+    "/api/v1/devices": [401] * 7,
+    "/api/v1/openapi.json": [200] * 7,
     "/accounts/{acct_a1}/sign-in/": [
         LOGIN,
         404,

@@ -3,6 +3,7 @@ upward imports the code once had, including imports hidden inside functions."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = ("accounts", "devices", "contacts", "campaigns", "enterprise_portal")
+PACKAGES = ("accounts", "devices", "contacts", "campaigns", "api", "enterprise_portal")
 LINTER = str(Path(sys.executable).parent / "lint-imports")
 
 # (module file, import line planted inside a function, what the linter must report)
@@ -61,8 +62,7 @@ def test_upward_imports_inside_functions_are_caught(tmp_path):
     result = _lint(tmp_path)
     assert result.returncode == 1, result.stdout
     report = result.stdout
-    assert "Layers: accounts -> devices -> contacts -> campaigns -> enterprise_portal BROKEN" in (
-        report
-    )
+    # (import-linter pads the name to a column; a long name touches its verdict)
+    assert re.search(r"Layers: accounts -> .* -> enterprise_portal\s*BROKEN", report), report
     missing = [expected for _path, _line, expected in PLANTED if expected not in report]
     assert not missing, f"not reported: {missing}\n{report}"

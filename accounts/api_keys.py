@@ -1,0 +1,133 @@
+"""API keys: created (shown once), checked on every API request, revoked. Audited.
+
+A key reads ``cpk_<prefix>_<secret>``. The prefix finds the row; the secret is checked
+against its SHA-256 (a 256-bit random secret needs no slow hash: nobody can guess it, and
+the hash only keeps a database dump from being a list of working keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.actions import audit
+from accounts.models import Account, ApiKey, Enterprise, User
+
+PREFIX = "cpk_"
+# What each kind of key may be given. Operators' keys read the national registries only.
+ENTERPRISE_SCOPES = [
+    ApiKey.Scope.TRACE_READ,
+    ApiKey.Scope.DEVICES_WRITE,
+    ApiKey.Scope.BLACKLISTS_WRITE,
+    ApiKey.Scope.DECISIONS_READ,
+]
+ACCOUNT_SCOPES = [
+    ApiKey.Scope.TRACE_READ,
+    ApiKey.Scope.BLACKLISTS_WRITE,
+    ApiKey.Scope.DECISIONS_READ,
+]
+OPERATOR_SCOPES = [ApiKey.Scope.REGISTRIES_READ]
+LAST_USED_EVERY = dt.timedelta(minutes=1)  # "last used" is written at most this often
+
+
+def allowed_scopes(enterprise: Enterprise | None, account: Account | None) -> list[str]:
+    if enterprise is None:
+        return list(OPERATOR_SCOPES)
+    return list(ACCOUNT_SCOPES if account is not None else ENTERPRISE_SCOPES)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic(durable=True)
+def do_create_api_key(
+    *,
+    name: str,
+    scopes: list[str],
+    created_by: User,
+    enterprise: Enterprise | None = None,
+    account: Account | None = None,
+    expires_at: dt.datetime | None = None,
+    request=None,
+) -> tuple[ApiKey, str]:
+    """The new key and its full text, which is never available again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": _("Give the key a name that says what uses it.")})
+    if account is not None and enterprise is None:
+        enterprise = account.enterprise
+    allowed = allowed_scopes(enterprise, account)
+    unknown = sorted(set(scopes) - set(allowed))
+    if unknown or not scopes:
+        raise ValidationError(
+            {"scopes": _("Choose one or more of: %(allowed)s.") % {"allowed": ", ".join(allowed)}}
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": _("The expiry must be in the future.")})
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        name=name[:80],
+        enterprise=enterprise,
+        account=account,
+        prefix=prefix,
+        secret_hash=_hash(secret),
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    audit(created_by, "api_key.create", enterprise=enterprise, account=account, obj=key,
+          details={"name": key.name, "scopes": key.scopes, "prefix": prefix,
+                   "expires_at": expires_at.isoformat() if expires_at else ""},
+          request=request)  # fmt: skip
+    return key, f"{PREFIX}{prefix}_{secret}"
+
+
+@transaction.atomic(durable=True)
+def do_revoke_api_key(key: ApiKey, *, actor: User, request=None) -> ApiKey:
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.revoked_by_label = actor.email
+        key.save(update_fields=["revoked_at", "revoked_by_label"])
+        audit(actor, "api_key.revoke", enterprise=key.enterprise, account=key.account, obj=key,
+              details={"name": key.name, "prefix": key.prefix}, request=request)  # fmt: skip
+    return key
+
+
+def authenticate(text: str, now: dt.datetime | None = None) -> ApiKey | None:
+    """The key this text is, if it is one and may be used now (not revoked, not expired)."""
+    text = (text or "").strip()
+    if not text.startswith(PREFIX) or len(text) > 120:
+        return None
+    prefix, _sep, secret = text[len(PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    key = (
+        ApiKey.objects.select_related("enterprise", "account", "created_by")
+        .filter(prefix=prefix)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.secret_hash, _hash(secret)):
+        return None
+    now = now or timezone.now()
+    if not key.usable_at(now):
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def keys_for(enterprise: Enterprise, account: Account | None = None):
+    """The keys an admin manages here: the enterprise's own, or one account's."""
+    keys = ApiKey.objects.select_related("created_by", "account").filter(enterprise=enterprise)
+    return keys.filter(account=account) if account is not None else keys.filter(account=None)
