@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Swagger
 
-from api import decisions, devices, problems
+from api import blacklists, decisions, devices, problems, registries, trace
 from api.auth import ApiKeyAuth
 
 api = NinjaAPI(
@@ -27,3 +27,6 @@ api = NinjaAPI(
 problems.install(api)
 api.add_router("", devices.router)
 api.add_router("", decisions.router)
+api.add_router("", blacklists.router)
+api.add_router("", trace.router)
+api.add_router("", registries.router)

@@ -3,6 +3,7 @@ account's. A new key is shown once, on the page the creation lands on."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from accounts.access import ADMIN_ROLES, account_view, enterprise_view, pk_or_404
+from accounts.access import ADMIN_ROLES, account_view, enterprise_view, operator_view, pk_or_404
 from accounts.api_keys import (
     allowed_scopes,
     do_create_api_key,
@@ -28,7 +29,7 @@ def _page(request, *, enterprise, account, here: str, revoke_base: str):
     form = ApiKeyForm(
         request.POST or None,
         scopes=allowed_scopes(enterprise, account),
-        time_zone=enterprise.time_zone,
+        time_zone=enterprise.time_zone if enterprise is not None else settings.TIME_ZONE,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -51,7 +52,8 @@ def _page(request, *, enterprise, account, here: str, revoke_base: str):
     return render(request, "api/keys.html", {
         "form": form, "keys": keys, "shown": shown, "account": account,
         "enterprise": enterprise, "revoke_base": revoke_base,
-        "nav": "api-keys" if account is None else "account",
+        "nav": "account" if account else "operator-keys" if enterprise is None else "api-keys",
+        "operator": enterprise is None,
     })  # fmt: skip
 
 
@@ -98,3 +100,20 @@ def account_key_revoke(request, key_id):
     if key is None:
         raise Http404
     return _revoke(request, key, f"{account.url_prefix}api-keys/")
+
+
+@operator_view
+@require_http_methods(["GET", "POST"])
+def operator_keys(request):
+    """Platform operators' keys: they read the national registries."""
+    here = "/platform/api-keys/"
+    return _page(request, enterprise=None, account=None, here=here, revoke_base=here)
+
+
+@operator_view
+@require_http_methods(["GET", "POST"])
+def operator_key_revoke(request, key_id):
+    key = ApiKey.objects.filter(enterprise=None, pk=pk_or_404(key_id)).first()
+    if key is None:
+        raise Http404
+    return _revoke(request, key, "/platform/api-keys/")

@@ -281,6 +281,51 @@ def do_remove_entry(entry: BlacklistEntry, *, actor=None, request=None) -> int:
     return released
 
 
+@transaction.atomic(durable=True)
+def do_add_entries(
+    blacklist: Blacklist,
+    entries: Sequence[tuple[str, str, str]],
+    *,
+    source: str,
+    expires_at: dt.datetime | None = None,
+    actor=None,
+    request=None,
+) -> tuple[int, int]:
+    """Many (kind, key, reason) at once, as ``do_add_entry`` does one: listed keys stay as
+    they are; matching pending contacts stop at once. Returns (added, suppressed)."""
+    lock_campaigns(campaign_ids_of(blacklist), shared=False)
+    added, suppressed = add_entries(
+        blacklist, list(entries), reason="", source=source, expires_at=expires_at,
+        added_by=getattr(actor, "email", "") or source,
+    )  # fmt: skip
+    audit(actor, "blacklist.entries_add", account=_account(), obj=blacklist,
+          details={"items": len(entries), "added": added, "suppressed": suppressed,
+                   "source": source}, request=request)  # fmt: skip
+    return added, suppressed
+
+
+@transaction.atomic(durable=True)
+def do_remove_entries(
+    blacklist: Blacklist, keys: Iterable[str], *, actor=None, request=None
+) -> tuple[list[str], int]:
+    """Removes the listed ones of these keys and releases what only they held. Returns
+    (the keys removed, states released)."""
+    campaign_ids = campaign_ids_of(blacklist)
+    lock_campaigns(campaign_ids, shared=False)
+    entries = BlacklistEntry.objects.filter(blacklist=blacklist, device_key__in=set(keys))
+    removed = sorted(entries.values_list("device_key", flat=True))
+    entries.delete()
+    released = 0
+    if removed:
+        released = dial_states.release_unlisted(
+            campaign_ids, GIVEN_KEYS, {"keys": removed},
+            f"released: removed from {blacklist.name}",
+        )  # fmt: skip
+        audit(actor, "blacklist.entries_remove", account=_account(), obj=blacklist,
+              details={"removed": len(removed), "released": released}, request=request)  # fmt: skip
+    return removed, released
+
+
 def release_expired(now: dt.datetime | None = None) -> int:
     """Entries past their expiry stop applying in the gate at once; this also puts the
     states they held back to pending and removes them from the list (audited)."""

@@ -265,6 +265,7 @@ class BlacklistEntry(models.Model):
         IMPORT = "import", _("Import")
         OPT_OUT = "opt_out", _("Opt-out")
         AUTO_RULE = "auto_rule", _("Auto-add rule")
+        API = "api", _("API")
 
     blacklist = models.ForeignKey(Blacklist, on_delete=models.CASCADE, related_name="entries")
     kind = models.CharField(_("type"), max_length=10, choices=Kind.choices)

@@ -22,6 +22,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),
+    path("platform/api-keys/", api_views.operator_keys, name="operator_api_keys"),
+    path("platform/api-keys/<str:key_id>/revoke/", api_views.operator_key_revoke,
+         name="operator_api_key_revoke"),  # fmt: skip
     path("enterprises/<int:enterprise_id>/api-keys/", api_views.enterprise_keys, name="api_keys"),
     path(
         "enterprises/<int:enterprise_id>/api-keys/<str:key_id>/revoke/",

@@ -16,9 +16,10 @@ from django_tenants.utils import tenant_context
 from accounts.actions import do_add_membership
 from accounts.api_keys import do_create_api_key, do_revoke_api_key
 from accounts.models import ApiKey, AuditEvent, Role, User
-from campaigns.models import DialState
+from campaigns.blacklists import do_add_entry, do_create_blacklist, do_set_blacklist_campaigns
+from campaigns.models import Blacklist, DialState
 from devices.actions import do_save_device_setting
-from devices.models import DeviceSetting
+from devices.models import Attempt, DeviceSetting
 from tests import factories
 from tests.helpers import client_for
 
@@ -330,3 +331,122 @@ def test_an_account_admin_manages_the_accounts_keys_only(personas):
         .status_code
         == 404
     )
+
+
+# --- campaign blacklists ---------------------------------------------------------------------
+
+
+def test_blacklist_entries_through_the_api_suppress_and_release_at_once(personas):
+    _key1, secret = _key(personas, account=personas.acct_a1, scopes=["blacklists:write"])
+    client = _api(secret)
+    created = _post(client, "/api/v1/blacklists", {"name": "Litigation hold"})
+    assert created.status_code == 201, created.content
+    blacklist_id = _json(created)["id"]
+    with tenant_context(personas.acct_a1):
+        sub = factories.sub_campaign(factories.contact_list([{"phones": [HOUSTON]}]))
+        do_set_blacklist_campaigns(Blacklist.objects.get(pk=blacklist_id), [sub.campaign])
+    added = _post(client, f"/api/v1/blacklists/{blacklist_id}/entries",
+                  {"items": [{"number": "(713) 555-4101", "reason": "Attorney"},
+                             {"number": "1"}, {"number": "1234"}]})  # fmt: skip
+    body = _json(added)
+    assert (body["added"], body["suppressed"], body["errors"]) == (2, 1, 1), body
+    assert body["results"][1]["status"] == "error" and body["results"][1]["line"] == 2
+    with tenant_context(personas.acct_a1):
+        assert DialState.objects.get(sub_campaign=sub).status == "suppressed"
+    again = _json(_post(client, f"/api/v1/blacklists/{blacklist_id}/entries",
+                        {"items": [{"number": HOUSTON}]}))  # fmt: skip
+    assert again["added"] == 0 and again["results"][0]["status"] == "listed"
+    listed = _json(client.get(f"/api/v1/blacklists/{blacklist_id}/entries"))
+    assert {e["number"] for e in listed["items"]} == {HOUSTON, "1234"}
+    assert listed["items"][0]["source"] == "api"
+    removed = client.delete(f"/api/v1/blacklists/{blacklist_id}/entries/{HOUSTON}")
+    assert _json(removed) == {"removed": 1, "released": 1, "not_listed": []}
+    with tenant_context(personas.acct_a1):
+        assert DialState.objects.get(sub_campaign=sub).status == "pending"
+    gone = client.delete(f"/api/v1/blacklists/{blacklist_id}/entries/{HOUSTON}")
+    assert gone.status_code == 404
+    bulk = _json(_post(client, f"/api/v1/blacklists/{blacklist_id}/entries/remove",
+                       {"numbers": ["1234", "+17135559999"]}))  # fmt: skip
+    assert bulk["removed"] == 1 and bulk["not_listed"] == ["+17135559999"]
+    assert AuditEvent.objects.filter(action="blacklist.entries_add",
+                                     actor_label__startswith="API key").exists()  # fmt: skip
+
+
+def test_an_account_key_reaches_no_other_account(personas):
+    _key1, secret = _key(personas, account=personas.acct_a1, scopes=["blacklists:write"])
+    client = _api(secret)
+    assert client.get("/api/v1/blacklists", {"account": "acme-two"}).status_code == 404
+    assert client.get("/api/v1/blacklists", {"account": "bor-one"}).status_code == 404
+    with tenant_context(personas.acct_a2):
+        other = do_create_blacklist(name="Acme Two's")
+        do_add_entry(other, "phone", "+17135557777")
+    # Ids are per account: the same id here is this account's list (or none), never theirs.
+    seen = client.get(f"/api/v1/blacklists/{other.pk}/entries")
+    assert seen.status_code in (200, 404) and "+17135557777" not in seen.content.decode()
+    assert "Acme Two's" not in client.get("/api/v1/blacklists").content.decode()
+
+
+# --- Contact Trace ----------------------------------------------------------------------------
+
+
+def _attempts(personas, n: int, **fields):
+    now = timezone.now()
+    rows = [
+        Attempt(attempted_at=now - dt.timedelta(minutes=i), enterprise_id=personas.ent_a.pk,
+                account_id=personas.acct_a1.pk, account_name="Acme One", client_id="C-9",
+                device_key=HOUSTON, channel="voice", direction="outbound",
+                disposition="ANSWERED", call_seconds=30 + i, node="engine-1", **fields)
+        for i in range(n)
+    ]  # fmt: skip
+    Attempt.objects.bulk_create(rows)
+
+
+def test_the_trace_by_phone_pages_by_cursor_and_is_audited(personas):
+    _attempts(personas, 5)
+    _key1, secret = _key(personas, scopes=["trace:read"])
+    client = _api(secret)
+    first = _json(client.get("/api/v1/trace", {"phone": "713-555-4101", "limit": 3}))
+    assert first["query"] == HOUSTON and len(first["items"]) == 3
+    assert first["items"][0]["call_seconds"] == 30 and first["items"][0]["result"] == "ANSWERED"
+    rest = _json(client.get("/api/v1/trace", {"phone": HOUSTON, "cursor": first["next_cursor"]}))
+    assert [a["call_seconds"] for a in rest["items"]] == [33, 34] and rest["next_cursor"] is None
+    by_client = _json(client.get("/api/v1/trace", {"client_id": "C-9"}))
+    assert len(by_client["items"]) == 5
+    assert client.get("/api/v1/trace", {"phone": "1", "email": "a@b.co"}).status_code == 422
+    assert client.get("/api/v1/trace", {"email": "not-an-email"}).status_code == 422
+    assert AuditEvent.objects.filter(action="trace.search", details__via="api").count() == 2
+
+
+def test_the_export_streams_ndjson_and_csv_for_many_keys(personas):
+    _attempts(personas, 3)
+    _key1, secret = _key(personas, scopes=["trace:read"])
+    client = _api(secret)
+    ndjson = _post(client, "/api/v1/trace/export",
+                   {"devices": [HOUSTON, "+17135550000"], "client_ids": ["C-9"]})  # fmt: skip
+    assert ndjson.status_code == 200 and ndjson["Content-Type"] == "application/x-ndjson"
+    lines = b"".join(ndjson.streaming_content).decode().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["device"] == HOUSTON
+    csv_body = _post(client, "/api/v1/trace/export", {"devices": [HOUSTON], "format": "csv"})
+    text = b"".join(csv_body.streaming_content).decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("Date,Account") and len(text.splitlines()) == 4
+    bad = _post(client, "/api/v1/trace/export", {"devices": ["nope"]})
+    assert bad.status_code == 422 and _json(bad)["invalid"] == 1
+    assert AuditEvent.objects.filter(action="trace.export", details__via="api").count() == 2
+
+
+# --- registries -------------------------------------------------------------------------------
+
+
+def test_registries_are_for_operator_keys(personas):
+    operator_key, secret = do_create_api_key(name="Ops", scopes=["registries:read"],
+                                             created_by=personas.operator)  # fmt: skip
+    assert operator_key.is_operator
+    listing = _api(secret).get("/api/v1/registries")
+    assert listing.status_code == 200
+    codes = {r["code"] for r in _json(listing)}
+    assert codes, "the registries the platform knows"
+    code = sorted(codes)[0]
+    looked = _api(secret).get(f"/api/v1/registries/{code}/numbers/nonsense")
+    assert looked.status_code == 422
+    _key1, enterprise_secret = _key(personas)
+    assert _api(enterprise_secret).get("/api/v1/registries").status_code == 403

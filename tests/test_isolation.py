@@ -47,6 +47,8 @@ MATRIX = {
     # The API takes keys, never a session: signed in or not, no key is a 401.
     "/api/v1/devices": [401] * 7,
     "/api/v1/openapi.json": [200] * 7,
+    "/platform/api-keys/": OPERATOR_PAGE,
+    "/platform/api-keys/999999/revoke/": [LOGIN, 404, 404, 404, 404, 404, 404],
     "/accounts/{acct_a1}/sign-in/": [
         LOGIN,
         404,
