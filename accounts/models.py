@@ -346,3 +346,70 @@ class ApiKey(models.Model):
         if self.expires_at is not None and self.expires_at <= instant:
             return "expired"
         return "active"
+
+
+class WebhookSubscription(models.Model):
+    """An enterprise's URL that receives events (accounts.webhooks), signed with its secret."""
+
+    class Event(models.TextChoices):
+        DEVICE_BLOCKED = "device.blocked", _("A device was blocked")
+        DEVICE_ALLOWED = "device.allowed", _("A device was allowed")
+        OPT_OUT_RECEIVED = "opt_out.received", _("An opt-out was received (SMS, email)")
+        BLACKLIST_ENTRY_ADDED = "blacklist.entry_added", _("A number was added to a blacklist")
+        RECORDING_DELETED = "recording.deleted", _("A recording was deleted")
+        REGISTRY_STALE = "registry.stale", _("A national registry is out of date")
+
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("enterprise"), on_delete=models.CASCADE,
+        related_name="webhooks",
+    )  # fmt: skip
+    url = models.URLField(_("URL"), max_length=500)
+    events = models.JSONField(_("events"), default=list)
+    secret = models.CharField(max_length=64)  # signs deliveries; shown once
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by_label = models.CharField(_("created by"), max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("webhook subscription")
+        verbose_name_plural = _("webhook subscriptions")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: written with the change it reports, sent after
+    commit, retried with backoff for 24 hours."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(_("event"), max_length=32)
+    payload = models.JSONField()
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last response"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+            models.Index(fields=["subscription", "-created_at"], name="webhook_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.subscription_id} ({self.status})"

@@ -2,6 +2,8 @@ from celery import shared_task
 from django.core.management import call_command
 from django.db import connection
 
+from accounts import webhooks
+
 
 @shared_task
 def clear_expired_sessions() -> None:
@@ -19,3 +21,14 @@ def worker_schema_check() -> dict:
         cursor.execute("SELECT current_schema()")
         (current,) = cursor.fetchone()
     return {"schema_name": connection.schema_name, "current_schema": current}
+
+
+@shared_task(ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    return webhooks.deliver(delivery_id)
+
+
+@shared_task(ignore_result=True)
+def send_due_webhooks() -> int:
+    """Beat: deliveries whose task was lost, or written in bulk, are sent again."""
+    return webhooks.send_due()

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts import webhooks
 from accounts.actions import audit
 from campaigns import dial_states
 from campaigns.dial_states import ENTRY_KEYS, GIVEN_KEYS
@@ -213,10 +214,20 @@ def add_entries(
                  expires_at)
             SELECT %s, kind, device_key, reason, %s, %s, %s, %s FROM blacklist_import_rows
             ON CONFLICT (blacklist_id, device_key) DO NOTHING
+            RETURNING device_key, kind, reason
             """,
             [blacklist.pk, source, now, added_by[:254], expires_at],
         )
-        added = cursor.rowcount
+        inserted = cursor.fetchall()
+        added = len(inserted)
+        if inserted:
+            account = _account()
+            webhooks.emit(account.enterprise_id, "blacklist.entry_added", (
+                {"account_id": account.pk, "account": account.slug, "blacklist_id": blacklist.pk,
+                 "blacklist": blacklist.name, "number": key, "kind": kind, "reason": reason,
+                 "source": source, "expires_at": expires_at.isoformat() if expires_at else None}
+                for key, kind, reason in inserted
+            ))  # fmt: skip
         # Every key of the chunk is on the list now (new or already there): their
         # pending states in the list's campaigns stop.
         suppressed = 0

@@ -14,7 +14,7 @@ from campaigns.auto_rules import apply_auto_rules
 from campaigns.models import AgentDisposition
 from contacts.models import Contact
 from devices.models import Attempt, DeviceSetting
-from devices.opt_outs import opt_out
+from devices.opt_outs import opt_out, opt_out_received
 
 WRONG_NUMBER_CODES = {
     AgentDisposition.Code.WRONG_NUMBER: "WRONG_NUMBER",
@@ -48,6 +48,8 @@ def do_record_agent_disposition(
             actor=actor,
             request=request,
         )
+        opt_out_received(account.enterprise, attempt.device_key, channel=attempt.channel,
+                         keyword="agent_do_not_call")  # fmt: skip
     elif code in WRONG_NUMBER_CODES:
         outcome = [(attempt.campaign_id, attempt.device_key, WRONG_NUMBER_CODES[code])]
         transaction.on_commit(lambda: apply_auto_rules(outcome))

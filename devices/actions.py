@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from accounts import webhooks
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
 from devices import interfaces
@@ -76,6 +77,7 @@ def save_device_setting(
             cancelled = sum(cancel_queued(enterprise, {device_key: block_stop(setting)}).values())
         else:
             released = sum(release_suppressed(enterprise, [device_key]).values())
+        _emit_settings(enterprise, [setting])
         audit(
             actor,
             f"device.{action}",
@@ -88,6 +90,19 @@ def save_device_setting(
         )  # fmt: skip
     setting.cancelled, setting.released = cancelled, released
     return setting
+
+
+def _emit_settings(enterprise: Enterprise, rows: Sequence[DeviceSetting]) -> None:
+    """device.blocked / device.allowed webhooks, in the settings' transaction."""
+    for action, event in (("block", "device.blocked"), ("allow", "device.allowed")):
+        items = [
+            {"device": row.device_key, "source": row.source, "reason": row.reason,
+             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+             "saved_by": row.created_by_label}
+            for row in rows if row.action == action
+        ]  # fmt: skip
+        if items:
+            webhooks.emit(enterprise.pk, event, items)
 
 
 def block_stop(setting: DeviceSetting, source_label: str | None = None) -> Stop:
@@ -222,6 +237,7 @@ def do_save_device_settings(
                         for key in keys
                     ]
                 )
+                _emit_settings(enterprise, rows)
                 chunk = {"saved": len(rows), "blocks": 0, "allows": 0}
                 for row in rows:
                     if row.action == DeviceSetting.Action.BLOCK:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from accounts import webhooks
 from accounts.models import Enterprise
 from devices.actions import save_device_setting
 from devices.models import DeviceSetting
@@ -42,14 +43,22 @@ def opt_in(enterprise: Enterprise, device_key: str, *, source: str, **options) -
     )
 
 
+def opt_out_received(enterprise: Enterprise, device_key: str, *, channel: str, keyword: str):
+    """The opt_out.received webhook, in the opt-out's transaction."""
+    webhooks.emit(enterprise.pk, "opt_out.received",
+                  [{"device": device_key, "channel": channel, "keyword": keyword}])  # fmt: skip
+
+
 def honour_keyword(enterprise: Enterprise, device_key: str, text: str) -> DeviceSetting | None:
     """A reply that is an opt-out (STOP, PARE, …) or opt-in (START, VOLTAR) keyword
     changes the device's setting; any other text changes nothing (None)."""
     keyword = keyword_of(text)
     reason = f"“{(text or '').strip()[:200]}”"
     if keyword in OPT_OUT_WORDS:
-        return opt_out(enterprise, device_key, source=DeviceSetting.Source.SMS_OPT_OUT,
-                       reason=reason)  # fmt: skip
+        setting = opt_out(enterprise, device_key, source=DeviceSetting.Source.SMS_OPT_OUT,
+                          reason=reason)  # fmt: skip
+        opt_out_received(enterprise, device_key, channel="sms", keyword=keyword)
+        return setting
     if keyword in OPT_IN_WORDS:
         return opt_in(enterprise, device_key, source=DeviceSetting.Source.SMS_OPT_IN,
                       reason=reason)  # fmt: skip

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from accounts import webhooks
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
 from devices.models import Attempt, RecordingState
@@ -117,6 +118,10 @@ def do_delete_recording(attempt: Attempt, *, actor, request=None) -> Attempt:
                      "from": connection.schema_name},
             request=request,
         )  # fmt: skip
+        deleted = {"attempt_id": row.pk, "account_id": row.account_id, "device": row.device_key,
+                   "client_id": row.client_id, "deleted_by": actor.email,
+                   "deleted_at": row.recording_deleted_at.isoformat()}  # fmt: skip
+        webhooks.emit(row.enterprise_id, "recording.deleted", [deleted])
         # After commit: a rolled-back delete must not have lost the file.
         transaction.on_commit(lambda: _remove_file(path))
     return row

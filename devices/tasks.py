@@ -12,6 +12,7 @@ from accounts.queueing import send
 from devices.actions import do_release_expired_blocks
 from devices.ledger import drop_expired_partitions, ensure_partitions
 from devices.models import RegistryImport
+from devices.registry.freshness import announce_stale
 from devices.registry.imports import run_import
 
 
@@ -51,3 +52,10 @@ def release_expired_blocks() -> int:
     idempotent (only suppressed states move)."""
     now = timezone.now()
     return sum(do_release_expired_blocks(since=now - dt.timedelta(days=1), now=now).values())
+
+
+@shared_task(ignore_result=True)
+def announce_stale_registries() -> list[str]:
+    """Beat: a registry that went out of date is announced once (registry.stale) to every
+    enterprise subscribed, per snapshot it goes stale on."""
+    return announce_stale()

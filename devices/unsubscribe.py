@@ -23,7 +23,7 @@ from accounts.actions import audit
 from accounts.models import Enterprise
 from accounts.urls_helpers import public_path
 from devices.models import DeviceSetting, InboundReceipt
-from devices.opt_outs import opt_out
+from devices.opt_outs import opt_out, opt_out_received
 
 SALT = "devices.unsubscribe"
 MAX_AGE = dt.timedelta(days=180)  # mail is read late; older links ask to write in
@@ -91,6 +91,8 @@ def do_unsubscribe(token: str, *, request=None) -> Outcome:
                 reason="List-Unsubscribe",
                 request=request,
             )
+            opt_out_received(found.enterprise, found.email, channel="email",
+                             keyword="List-Unsubscribe")  # fmt: skip
             audit(None, "email.unsubscribe", enterprise=found.enterprise, obj=setting,
                   details={"device": found.email, "attempt": found.attempt_id},
                   request=request)  # fmt: skip

@@ -209,6 +209,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tasks.sweep_lost_calls",
         "schedule": 10.0,
     },
+    "send-due-webhooks": {
+        "task": "accounts.tasks.send_due_webhooks",
+        "schedule": 30.0,
+    },
+    "registry-stale-events": {
+        "task": "devices.tasks.announce_stale_registries",
+        "schedule": 3600.0,
+    },
     "requeue-stale-claims": {
         "task": "campaigns.tasks.requeue_stale_claims",
         "schedule": 60.0,
@@ -265,6 +273,8 @@ KANNEL_CALLBACK_SECRET = env_str(
 KANNEL_ALLOWED_NETWORKS = env_networks("KANNEL_ALLOWED_IPS", ["127.0.0.1/32", "::1/128"])
 # --- Integration API (/api/v1/): requests per key per minute (0: no limit).
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600, minimum=0)
+# Webhooks to loopback or private addresses (a receiver on the same network; tests).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 # --- Voice over SIP (VOICE_GATEWAY=sip): the trunk, and the call engines that dial it.
 SIP_TRUNK_URI = env_str("SIP_TRUNK_URI", "sip:127.0.0.1:5060")
 SIP_USERNAME = env_str("SIP_USERNAME", "")

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from api import views as api_views
+from api import webhook_views
 from api.v1 import api
 from campaigns import carrier_views
 
@@ -23,8 +24,27 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("platform/api-keys/", api_views.operator_keys, name="operator_api_keys"),
-    path("platform/api-keys/<str:key_id>/revoke/", api_views.operator_key_revoke,
-         name="operator_api_key_revoke"),  # fmt: skip
+    path(
+        "platform/api-keys/<str:key_id>/revoke/",
+        api_views.operator_key_revoke,
+        name="operator_api_key_revoke",
+    ),  # fmt: skip
+    path("enterprises/<int:enterprise_id>/webhooks/", webhook_views.webhooks_page, name="webhooks"),
+    path(
+        "enterprises/<int:enterprise_id>/webhooks/<str:subscription_id>/",
+        webhook_views.webhook_detail,
+        name="webhook",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/webhooks/<str:subscription_id>/test/",
+        webhook_views.webhook_test,
+        name="webhook_test",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/webhooks/<str:subscription_id>/delete/",
+        webhook_views.webhook_delete,
+        name="webhook_delete",
+    ),  # fmt: skip
     path("enterprises/<int:enterprise_id>/api-keys/", api_views.enterprise_keys, name="api_keys"),
     path(
         "enterprises/<int:enterprise_id>/api-keys/<str:key_id>/revoke/",

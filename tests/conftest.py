@@ -175,7 +175,10 @@ def celery_worker(django_db_setup):
     app.conf.task_default_queue = queue
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "celery-worker.log", "w")  # noqa: SIM115
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CELERY_QUEUE": queue}
+    # Webhook receivers in tests listen on 127.0.0.1 (accounts.webhooks refuses that in
+    # production unless allowed).
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CELERY_QUEUE": queue,
+           "WEBHOOK_ALLOW_PRIVATE_URLS": "1"}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "enterprise_portal", "worker",
          "-Q", queue, "--pool", "prefork", "--concurrency", "2", "--loglevel", "INFO",

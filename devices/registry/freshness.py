@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import webhooks
 from devices.models import Registry
 
 TELEMARKETING = "telemarketing"  # campaigns.models.Purpose.TELEMARKETING
@@ -57,3 +60,23 @@ def refuse_stale_start(purpose: str, region: str, now: dt.datetime | None = None
         },
         code="registry_stale",
     )
+
+
+def announce_stale(now: dt.datetime | None = None) -> list[str]:
+    """The registry.stale webhook for each registry stale now, once per snapshot."""
+    announced = []
+    for registry in Registry.objects.all():
+        if not is_stale(registry, now):
+            continue
+        mark = f"registry-stale:{registry.code}:{registry.last_imported_at.isoformat()}"
+        if not cache.add(mark, 1, timeout=400 * 86400):
+            continue
+        with transaction.atomic(durable=True):
+            webhooks.emit(None, "registry.stale", [{
+                "registry": registry.code, "name": registry.name, "country": registry.country,
+                "last_full_import_at": registry.last_full_import_at.isoformat()
+                if registry.last_full_import_at else None,
+                "age_days": age_days(registry, now), "max_age_days": registry.max_age_days,
+            }])  # fmt: skip
+        announced.append(registry.code)
+    return announced
