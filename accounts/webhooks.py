@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 EVENTS = WebhookSubscription.Event
 TEST_EVENT = "test.ping"
 RETRY_FOR = dt.timedelta(hours=24)
-# Waits after each failed attempt (then every 4 hours until RETRY_FOR has passed).
+# Waits after each failed attempt (then every 2 hours until RETRY_FOR has passed).
 BACKOFF_SECONDS = [10, 30, 60, 300, 900, 1800, 3600, 7200]
 TIMEOUT = urllib3.Timeout(connect=5, read=10)
 LEASE = dt.timedelta(seconds=60)

@@ -51,6 +51,7 @@ STACK_CALLS = 4
 HEARTBEAT_SECONDS = 1.0
 SILENT_TRUNK_GRACE_SECONDS = 4.0  # after our CANCEL/hang-up, a trunk that said nothing
 DRAIN_SECONDS = 30.0  # on SIGTERM: calls up may finish this long before we hang up
+IDLE_POLL_SECONDS = 0.1  # how often an engine with nothing queued asks Redis again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +193,7 @@ class Engine:
             "Call engine %s: %d channels, SIP on %d, trunk %s",
             self.config.name, self.config.channels, self.config.sip_port, self.trunk_host,
         )  # fmt: skip
-        next_beat = redis_warned = 0.0
+        next_beat = redis_warned = next_take = 0.0
         try:
             while True:
                 self.endpoint.libHandleEvents(10)
@@ -203,8 +204,9 @@ class Engine:
                     if now >= next_beat:
                         next_beat = now + HEARTBEAT_SECONDS
                         self._heartbeat()
-                    if self.stopping is None:
-                        self._take()
+                    if self.stopping is None and now >= next_take:
+                        # Idle, Redis is asked every IDLE_POLL_SECONDS, not every tick.
+                        next_take = now if self._take() else now + IDLE_POLL_SECONDS
                 except RedisError as exc:  # calls in progress go on; outcomes wait
                     if now >= redis_warned:
                         logger.warning("Redis unavailable (%s); calls in progress go on", exc)
@@ -281,15 +283,18 @@ class Engine:
         stack_busy = len(self.calls) + len(self.lingering)
         return min(self.config.channels - len(self.calls), STACK_CALLS - stack_busy)
 
-    def _take(self) -> None:
+    def _take(self) -> bool:
+        """Takes queued calls for the free channels; True if it took any."""
         free = self._free()
         if free <= 0:
-            return
-        for job in sip.take(self.config.name, free):
+            return False
+        jobs = sip.take(self.config.name, free)
+        for job in jobs:
             if time.time() - job["queued_at"] > self.config.queue_seconds:
                 self._settle(job, sip.not_taken(self.config.queue_seconds))
                 continue
             self._dial(job)
+        return bool(jobs)
 
     def _dial(self, job: dict) -> None:
         field = sip.in_flight_field(job)

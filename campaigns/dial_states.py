@@ -23,6 +23,7 @@ transaction; nothing here commits.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -376,9 +377,15 @@ def record(
     states = [s for s in states if s.current_attempt_id == expected[s.pk][0].pk]
     if not states:
         return []
+    reported = _reported([expected[s.pk][0] for s in states])
     params = []
     for state in states:
         attempt, result = expected[state.pk]
+        if attempt.pk in reported and result.disposition not in FINAL_REPORTS:
+            # The carrier's report came before the sender's own record: it stands.
+            disposition, answer = reported[attempt.pk]
+            answer = answer or result.carrier_answer
+            result = dataclasses.replace(result, disposition=disposition, carrier_answer=answer)
         params += [
             attempt.pk, attempt.attempted_at, result.disposition, now, result.call_seconds,
             result.node,
@@ -413,6 +420,17 @@ def record(
 FINAL_REPORTS = {Disposition.DELIVERED, Disposition.UNDELIVERED, Disposition.REJECTED}
 
 
+def _reported(attempts: Sequence[Attempt]) -> dict[int, tuple[str, str]]:
+    """Ledger rows among these that a carrier's final report reached already (a report
+    may come back before the sender has recorded what it sent)."""
+    rows = Attempt.objects.filter(
+        pk__in=[a.pk for a in attempts],
+        attempted_at__in={a.attempted_at for a in attempts},
+        disposition__in=FINAL_REPORTS,
+    ).values_list("pk", "disposition", "carrier_answer")
+    return {pk: (disposition, answer) for pk, disposition, answer in rows}
+
+
 def record_report(
     attempt_id: int,
     attempted_at: dt.datetime | None,
@@ -434,6 +452,15 @@ def record_report(
     attempt = rows.first()
     if attempt is None:
         return None
+    # The lock order of record(): the dial state first, then its ledger row (the other
+    # way round, a report and the sender's record deadlock). Then the row is read again.
+    state = (
+        DialState.objects.select_for_update(of=("self",))
+        .select_related("sub_campaign")
+        .filter(pk=attempt.dial_state_id)
+        .first()
+    )
+    attempt = rows.first()
     final = attempt.disposition in FINAL_REPORTS
     if attempt.disposition == disposition or (final and disposition not in FINAL_REPORTS):
         return attempt
@@ -445,12 +472,6 @@ def record_report(
     Attempt.objects.filter(pk=attempt.pk, attempted_at=attempt.attempted_at).update(**values)
     for name, value in values.items():
         setattr(attempt, name, value)
-    state = (
-        DialState.objects.select_for_update(of=("self",))
-        .select_related("sub_campaign")
-        .filter(pk=attempt.dial_state_id)
-        .first()
-    )
     if (
         state is not None
         and state.current_attempt_id is None

@@ -2,7 +2,7 @@
 delivery reports and replies Kannel sends back.
 
 Kannel (bearerbox + smsbox) speaks SMPP to the carrier's SMSC. We send each text with
-``dlr-mask=31`` and a ``dlr-url`` naming the account, the ledger row and a signature; the
+``dlr-mask=19`` and a ``dlr-url`` naming the account, the ledger row and a signature; the
 reports come back to ``carrier_views.kannel_dlr`` in that account and update the ledger
 row (``dial_states.record_report``): delivered, undeliverable, rejected, with the
 carrier's words. Replies (MO) come to one shared endpoint, ``carrier_views.kannel_mo``:
@@ -91,7 +91,9 @@ class KannelGateway(IdempotentGateway):
             "text": text,
             "charset": "UTF-8",
             "coding": "0" if is_gsm(text) else "2",  # 2: UCS-2, for á, ç, ã…
-            "dlr-mask": "31",
+            # Delivered, undeliverable, rejected: the reports that change a result (the
+            # SMSC's "accepted" and "buffered" would only say SENT again, one request each).
+            "dlr-mask": "19",
             "dlr-url": dlr_url(job),
         }
         base = {"source_address": job.sms_source_address, "source_type": job.sms_source_type,
