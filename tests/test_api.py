@@ -58,7 +58,8 @@ def _post(client, path, body, **headers):
 
 def test_a_key_is_shown_once_kept_hashed_and_audited(personas):
     key, secret = _key(personas)
-    assert secret.startswith(f"cpk_{key.prefix}_") and len(secret) > 40
+    assert secret.startswith(f"cpk_{key.prefix}_")
+    assert "Authorization: Bearer &lt;key&gt;" in shown, "the placeholder is text, not a tag" and len(secret) > 40
     stored = ApiKey.objects.get(pk=key.pk)
     assert secret.split("_", 2)[2] not in json.dumps(
         {f.name: str(getattr(stored, f.name)) for f in ApiKey._meta.fields}
@@ -302,6 +303,7 @@ def test_an_enterprise_admin_creates_a_key_sees_it_once_and_revokes_it(personas)
     key = ApiKey.objects.get(enterprise=personas.ent_a, name="CRM sync")
     secret = shown.split('id="new-key-value" readonly value="', 1)[1].split('"', 1)[0]
     assert secret.startswith(f"cpk_{key.prefix}_")
+    assert "Authorization: Bearer &lt;key&gt;" in shown, "the placeholder is text, not a tag"
     assert _api(secret).get(f"/api/v1/devices/{HOUSTON}").status_code == 200
     assert secret not in client.get(page).content.decode(), "shown once"
     bad = client.post(page, {"name": "", "scopes": ["registries:read"]})
