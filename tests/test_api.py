@@ -58,8 +58,7 @@ def _post(client, path, body, **headers):
 
 def test_a_key_is_shown_once_kept_hashed_and_audited(personas):
     key, secret = _key(personas)
-    assert secret.startswith(f"cpk_{key.prefix}_")
-    assert "Authorization: Bearer &lt;key&gt;" in shown, "the placeholder is text, not a tag" and len(secret) > 40
+    assert secret.startswith(f"cpk_{key.prefix}_") and len(secret) > 40
     stored = ApiKey.objects.get(pk=key.pk)
     assert secret.split("_", 2)[2] not in json.dumps(
         {f.name: str(getattr(stored, f.name)) for f in ApiKey._meta.fields}

@@ -6,7 +6,6 @@ call seconds, recordings and the SIP messages themselves are checked."""
 from __future__ import annotations
 
 import array
-import io
 import math
 import time
 import wave
@@ -18,13 +17,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django_tenants.utils import tenant_context
 
-from campaigns import dialer, sip
+from campaigns import sip
 from campaigns.models import DialState
 from campaigns.voice_messages import do_set_voice_message
-from devices.models import Attempt
 from tests import factories
 from tests.carriers import sipp
 from tests.conftest import _test_database_url
+from tests.helpers import run_dialer, tone_wav
 
 pytestmark = pytest.mark.carrier
 
@@ -68,47 +67,11 @@ def _voice(account, phones: list[str], **fields):
         )
 
 
-def _run(account, sub, *, seconds: float = 60, until=None) -> dict[str, Attempt]:
-    """The dispatcher's ticks and the attempt tasks, here, until every call has an outcome
-    (or ``until(rows)`` holds): the rows by number."""
-    performed: set[tuple[int, str]] = set()
-    deadline = time.monotonic() + seconds
-    while True:
-        with tenant_context(account):
-            dialer.dispatch_sub_campaign(sub.pk)
-            for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
-                item = (state.pk, str(state.claim_token))
-                if item not in performed:
-                    performed.add(item)
-                    dialer.perform_attempt(*item)
-            left = DialState.objects.filter(sub_campaign=sub).exclude(status="done").count()
-        rows = {
-            row.device_key: row
-            for row in Attempt.objects.filter(account_id=account.pk, sub_campaign_id=sub.pk)
-        }
-        if (until(rows) if until else not left) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
-
-
 def _loudness(path: str) -> float:
     with default_storage.open(path, "rb") as raw, wave.open(raw) as audio:
         assert (audio.getnchannels(), audio.getsampwidth()) == (1, 2)
         samples = array.array("h", audio.readframes(audio.getnframes()))
     return math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
-
-
-def _tone(seconds: float) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        frames = (
-            int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000))
-        )
-        audio.writeframes(array.array("h", frames).tobytes())
-    return out.getvalue()
 
 
 def test_an_answered_call_is_recorded_with_its_seconds_and_our_identity(
@@ -118,7 +81,7 @@ def test_an_answered_call_is_recorded_with_its_seconds_and_our_identity(
     engines(trunk)
     number = "+17135557011"  # answers, plays the sample, hangs up after 3 s
     sub = _voice(account, [number], record_calls=True)
-    rows = _run(account, sub)
+    rows = run_dialer(account, sub)
     row = rows[number]
     assert row.disposition == "ANSWERED", row.carrier_answer
     assert 2 <= row.call_seconds <= 4
@@ -145,7 +108,7 @@ def test_each_final_answer_maps_to_its_result(trunk, engines, open_all_day_accou
         "+17135557018": ("FAILED", "500"),
     }
     sub = _voice(account, list(expected))
-    rows = _run(account, sub, seconds=90)
+    rows = run_dialer(account, sub, seconds=90)
     got = {number: (row.disposition, row.carrier_code) for number, row in rows.items()}
     assert got == expected
     assert "neither rang nor answered" in rows["+17135557017"].carrier_answer
@@ -166,8 +129,8 @@ def test_the_message_is_played_to_the_callee_and_comes_back_in_the_recording(
         number = "+17135557019"  # answers and listens until we hang up
         sub = _voice(account, [number], record_calls=True)
         with tenant_context(account):
-            do_set_voice_message(sub, SimpleUploadedFile("notice.wav", _tone(2.0)))
-        rows = _run(account, sub)
+            do_set_voice_message(sub, SimpleUploadedFile("notice.wav", tone_wav(2.0)))
+        rows = run_dialer(account, sub)
         row = rows[number]
         assert row.disposition == "ANSWERED", row.carrier_answer
         assert 2 <= row.call_seconds <= 4, "we hung up once the message was played"
@@ -185,7 +148,7 @@ def test_an_engine_killed_mid_call_is_never_redialled_and_says_outcome_unknown(
     group = engines(trunk)
     number = "+17135557010"  # answers and stays until we hang up
     sub = _voice(account, [number], max_attempts=3)
-    _run(account, sub, seconds=20, until=lambda rows: any(
+    run_dialer(account, sub, seconds=20, until=lambda rows: any(
         m.first_line.startswith("ACK ") for m in trunk.messages()
         if m.call_id in {i.call_id for i in trunk.invites(number)}
     ))  # fmt: skip
@@ -195,7 +158,7 @@ def test_an_engine_killed_mid_call_is_never_redialled_and_says_outcome_unknown(
         assert time.monotonic() < deadline, "the sweep never found the lost call"
         time.sleep(0.5)
     group.start(1)  # a live engine again: nothing may be dialled twice
-    rows = _run(account, sub, seconds=5, until=lambda rows: False)
+    rows = run_dialer(account, sub, seconds=5, until=lambda rows: False)
     row = rows[number]
     assert (row.disposition, row.node) == ("UNKNOWN", "engine-1")
     assert "stopped during the call" in row.carrier_answer
@@ -217,7 +180,7 @@ def test_two_hundred_devices_through_two_engines_each_once_never_over_the_channe
         engines(quick, count=2, channels=3)
         numbers = [f"+1713556{n:03d}1" for n in range(200)]
         sub = _voice(account, numbers)
-        rows = _run(account, sub, seconds=240)
+        rows = run_dialer(account, sub, seconds=240)
         assert len(rows) == 200
         assert {row.disposition for row in rows.values()} == {"ANSWERED"}
         assert {row.node for row in rows.values()} == {"engine-1", "engine-2"}

@@ -19,7 +19,8 @@ from campaigns.actions import do_create_campaign
 from campaigns.models import DialState, SubCampaign
 from devices.models import Attempt, DeviceSetting
 from tests import factories
-from tests.carriers.kannel import MO_QUERY, SENDSMS_PASSWORD, SENDSMS_USER, KannelStack, installed
+from tests.carriers import kannel as kannel_stack
+from tests.carriers.kannel import SENDSMS_PASSWORD, SENDSMS_USER, installed
 
 pytestmark = pytest.mark.carrier
 
@@ -31,11 +32,7 @@ DELIVERED, UNDELIVERABLE, REJECTED = "+17135554101", "+17135554100", "+171355541
 def kannel(tmp_path_factory, live_server_url):
     if not installed():
         pytest.skip("missing program: bearerbox/smsbox (apt-get install kannel; .ci/run does)")
-    portal = live_server_url.replace("localhost", "127.0.0.1")
-    stack = KannelStack(
-        tmp_path_factory.mktemp("kannel"),
-        mo_url=f"{portal}/carrier/kannel/mo/?key={SECRET}&{MO_QUERY}",
-    ).start()
+    stack = kannel_stack.for_portal(tmp_path_factory.mktemp("kannel"), live_server_url, SECRET)
     yield stack
     stack.stop()
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
 
 import pytest
@@ -24,44 +22,15 @@ from devices.actions import do_save_device_setting
 from devices.models import Registry
 from devices.opt_outs import honour_keyword
 from devices.registry.freshness import announce_stale
-from tests.helpers import client_for
+from tests.helpers import WebhookReceiver, client_for
 
 HOUSTON = "+17135554101"
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records what it is sent and answers ``codes`` in
-    turn (then 200)."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.codes: list[int] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.received.append({"headers": dict(self.headers), "body": body})
-                code = owner.codes.pop(0) if owner.codes else 200
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def receiver(settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
-    found = Receiver()
+    found = WebhookReceiver()
     yield found
     found.stop()
 
@@ -135,7 +104,7 @@ def test_failures_are_retried_with_backoff_and_a_receiver_down_loses_nothing(per
     wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
     assert 40 < wait <= 60, "the third wait is a minute"
     # Back up: the sweep sends what is due.
-    again = Receiver()
+    again = WebhookReceiver()
     try:
         WebhookSubscription.objects.filter(pk=subscription.pk).update(url=again.url)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
@@ -210,7 +179,7 @@ def test_the_pages_subscribe_show_the_secret_once_and_send_a_test_event(personas
 
 def test_the_worker_delivers_after_commit(committed, celery_worker, open_all_day_account):
     """The whole path: a committed block, the task sent after commit, a real worker."""
-    got = Receiver()
+    got = WebhookReceiver()
     try:
         enterprise = open_all_day_account.enterprise
         with pytest.MonkeyPatch.context() as patch:

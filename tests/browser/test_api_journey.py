@@ -5,10 +5,8 @@ delivery log (real worker)."""
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import json
 import re
-import threading
 import time
 
 import pytest
@@ -19,36 +17,11 @@ from accounts.actions import do_add_membership
 from accounts.models import ApiKey, Role, User, WebhookSubscription
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
+from tests.helpers import WebhookReceiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 HOUSTON = "+17135554101"
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that answers 200 to every POST and keeps what it got."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/portal-events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -68,7 +41,7 @@ def admin(open_all_day_account):
 def receiver(settings):
     # The live server runs in this process; the worker has the setting in its environment.
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
-    found = Receiver()
+    found = WebhookReceiver("/portal-events")
     yield found
     found.stop()
 

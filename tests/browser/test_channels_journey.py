@@ -8,13 +8,9 @@ opt-out."""
 
 from __future__ import annotations
 
-import array
-import math
 import re
 import time
 import uuid
-import wave
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -24,14 +20,14 @@ from playwright.sync_api import expect
 
 from accounts.actions import do_add_membership
 from accounts.models import Role, User
-from campaigns import dialer, sip
-from campaigns.models import DialState
+from campaigns import sip
 from devices.models import Attempt, DeviceSetting, SmsRoute
 from tests import factories
 from tests.browser.conftest import sign_in
 from tests.carriers import kannel as kannel_carrier
 from tests.carriers import sipp
 from tests.conftest import PASSWORD, _test_database_url
+from tests.helpers import run_dialer, tone_wav
 
 pytestmark = [pytest.mark.browser, pytest.mark.carrier]
 
@@ -52,11 +48,7 @@ def trunk(tmp_path_factory):
 def kannel(tmp_path_factory, live_server_url):
     if not kannel_carrier.installed():
         pytest.skip("missing program: bearerbox/smsbox (apt-get install kannel; .ci/run does)")
-    portal = live_server_url.replace("localhost", "127.0.0.1")
-    stack = kannel_carrier.KannelStack(
-        tmp_path_factory.mktemp("kannel"),
-        mo_url=f"{portal}/carrier/kannel/mo/?key={SECRET}&{kannel_carrier.MO_QUERY}",
-    ).start()
+    stack = kannel_carrier.for_portal(tmp_path_factory.mktemp("kannel"), live_server_url, SECRET)
     yield stack
     stack.stop()
 
@@ -107,39 +99,10 @@ def people(open_all_day_account):
     SmsRoute.objects.filter(device_key=number).delete()
 
 
-def _tone(path: Path, seconds: float = 2.0) -> Path:
-    """A 440 Hz tone: WAV, 16-bit PCM, mono, 8 kHz."""
-    with wave.open(str(path), "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        frames = (
-            int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000))
-        )
-        audio.writeframes(array.array("h", frames).tobytes())
+def _notice(folder) -> str:
+    path = folder / "notice.wav"
+    path.write_bytes(tone_wav(2.0))
     return path
-
-
-def _dial(account, sub, seconds: float = 60) -> dict[str, Attempt]:
-    """What beat and the worker would do: the dispatcher's ticks and the attempt tasks, here,
-    until every number has an outcome (a voice call's comes from its call engine)."""
-    performed: set[tuple[int, str]] = set()
-    deadline = time.monotonic() + seconds
-    while True:
-        with tenant_context(account):
-            dialer.dispatch_sub_campaign(sub.pk)
-            for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
-                item = (state.pk, str(state.claim_token))
-                if item not in performed:
-                    performed.add(item)
-                    dialer.perform_attempt(*item)
-            left = DialState.objects.filter(sub_campaign=sub).exclude(status="done").count()
-        if not left or time.monotonic() > deadline:
-            rows = Attempt.objects.filter(
-                account_id=account.pk, sub_campaign_id=sub.pk, direction="outbound"
-            )
-            return {row.device_key: row for row in rows}
-        time.sleep(0.2)
 
 
 def _wait(check, seconds: float = 20):
@@ -184,7 +147,7 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
     section = page.get_by_test_id("voice-message")
     expect(section.get_by_test_id("voice-message-empty")).to_be_visible()
     expect(page.get_by_label("Record calls")).to_be_checked()
-    section.get_by_label("Upload a WAV").set_input_files(str(_tone(tmp_path / "notice.wav")))
+    section.get_by_label("Upload a WAV").set_input_files(str(_notice(tmp_path)))
     section.get_by_role("button", name="Upload", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text(
         "Message saved: notice.wav (2.0 s) plays when the person answers."
@@ -201,7 +164,7 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
     # Start it; the dialer hands the call to the call engine, which dials the trunk.
     page.get_by_role("button", name="Start").click()
     expect(page.get_by_test_id("sub-status")).to_have_text("Active")
-    rows = _dial(account, voice)
+    rows = run_dialer(account, voice)
     call = rows[number]
     assert call.disposition == "ANSWERED", call.carrier_answer
     assert 1 <= call.call_seconds <= 4 and call.node == "engine-1"
@@ -247,7 +210,7 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
             listing, channel="sms", campaign_name="Spring texts", name="SMS reminder",
             message="Hi {name}, reply STOP to opt out.", max_attempts=1,
         )  # fmt: skip
-    sent = _dial(account, texts, seconds=30)
+    sent = run_dialer(account, texts, seconds=30)
     assert number in sent, sent
     assert _wait(lambda: Attempt.objects.get(pk=sent[number].pk).disposition == "DELIVERED"), (
         Attempt.objects.get(pk=sent[number].pk).carrier_answer

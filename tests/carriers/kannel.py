@@ -214,3 +214,11 @@ class KannelStack:
             for record in map(json.loads, lines)
             if record.get("cmd") == "submit_sm" and record.get("dir") == "in"
         ]
+
+
+def for_portal(run_dir: Path, live_server_url: str, secret: str) -> KannelStack:
+    """A started stack whose replies go to the live portal's reply endpoint."""
+    portal = live_server_url.replace("localhost", "127.0.0.1")
+    return KannelStack(
+        run_dir, mo_url=f"{portal}/carrier/kannel/mo/?key={secret}&{MO_QUERY}"
+    ).start()
