@@ -10,7 +10,7 @@ from ninja.security import HttpBearer
 
 from accounts.api_keys import authenticate
 from accounts.models import Account, ApiKey
-from api.problems import Problem
+from api.problems import NUL_DETAIL, Problem, request_has_nul
 
 
 class ApiKeyAuth(HttpBearer):
@@ -18,6 +18,8 @@ class ApiKeyAuth(HttpBearer):
         key = authenticate(token)
         if key is not None:
             _throttle(key)
+            if request_has_nul(request):  # PostgreSQL stores no NUL: say so, never a 500
+                raise Problem(422, "nul-character", NUL_DETAIL)
         return key
 
 

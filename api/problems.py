@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, RawPostDataException, UnreadablePostError
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 PROBLEM_TYPE = "https://portal.example/problems/"  # stable identifiers, documented in docs/api.md
@@ -85,3 +85,33 @@ def install(api) -> None:
     @api.exception_handler(Http404)
     def _not_found(request, exc):
         return problem_response(request, 404, "not-found", "No such resource for this key.")
+
+
+NUL_DETAIL = "The request contains a NUL character (\\u0000); no field accepts one."
+SMALL_FORM_BYTES = 1 << 20
+
+
+def request_has_nul(request) -> bool:
+    """A NUL anywhere a field could come from: the path, the query, form fields or a JSON
+    body (raw or escaped). Uploaded files are not looked into (a WAV has NULs), nor the
+    fields of a large upload, whose view checks its size before anything is read."""
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+        return True
+    if any("\x00" in value for _k, values in request.GET.lists() for value in values):
+        return True
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return False
+    content_type = request.META.get("CONTENT_TYPE", "")
+    try:
+        if content_type.startswith("application/json"):
+            return b"\x00" in request.body or b"\\u0000" in request.body
+        if content_type.startswith("multipart/") and _length(request) > SMALL_FORM_BYTES:
+            return False
+        return any("\x00" in value for _k, values in request.POST.lists() for value in values)
+    except (RawPostDataException, UnreadablePostError, ValueError):
+        return False  # the view's own parsing answers a broken body
+
+
+def _length(request) -> int:
+    value = request.META.get("CONTENT_LENGTH") or ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 1 << 62

@@ -1,9 +1,11 @@
 """Per-request enterprise context: its time zone, and its language until the user picks one."""
 
 from django.conf import settings
+from django.http import HttpResponseBadRequest
 from django.utils import timezone, translation
 
 from accounts.access import enterprises_for_user
+from api.problems import NUL_DETAIL, request_has_nul
 
 
 class EnterpriseContextMiddleware:
@@ -38,3 +40,18 @@ class EnterpriseContextMiddleware:
             translation.activate(enterprise.language)
             request.LANGUAGE_CODE = enterprise.language
         return None
+
+
+class RefuseNulMiddleware:
+    """No field anywhere accepts a NUL character, and PostgreSQL stores none: a page request
+    that carries one (in its path, query or form fields) is refused here, with a 400 that
+    says so, before anything reads it; before the account routing, which looks the path's
+    account up. The API makes the same check once the key is known (api.auth)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/api/") and request_has_nul(request):
+            return HttpResponseBadRequest(NUL_DETAIL, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)

@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before tenant routing, so an unknown account's 404 page is in the visitor's language.
     "django.middleware.locale.LocaleMiddleware",
+    "enterprise_portal.middleware.RefuseNulMiddleware",
     "django_tenants.middleware.subfolder.TenantSubfolderMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

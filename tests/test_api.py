@@ -451,3 +451,30 @@ def test_registries_are_for_operator_keys(personas):
     assert looked.status_code == 422
     _key1, enterprise_secret = _key(personas)
     assert _api(enterprise_secret).get("/api/v1/registries").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", f"/api/v1/devices/{HOUSTON}", {"action": "block", "reason": "a\u0000b"}),
+        ("POST", "/api/v1/blacklists?account=acme-one", {"name": "a\u0000b"}),
+        ("GET", "/api/v1/trace?client_id=a%00b", None),
+        ("GET", "/api/v1/blacklists?account=a%00b", None),
+        ("POST", "/api/v1/decisions", {"devices": [HOUSTON], "channel": "voice",
+                                       "purpose": "collections", "account": "a\u0000b"}),
+    ],
+)  # fmt: skip
+def test_a_nul_character_anywhere_is_a_422_problem_not_a_500(personas, method, path, body):
+    _key1, secret = _key(personas)
+    response = _api(secret).generic(method, path, json.dumps(body) if body else "",
+                                    content_type="application/json")  # fmt: skip
+    assert response.status_code == 422
+    assert _json(response)["type"].endswith("/nul-character")
+
+
+def test_a_nul_character_in_a_page_form_is_a_400(personas):
+    client = client_for(personas, "ent_admin")
+    response = client.post(f"/enterprises/{personas.ent_a.pk}/api-keys/",
+                           {"name": "a\x00b", "scopes": ["trace:read"]})  # fmt: skip
+    assert response.status_code == 400 and b"NUL" in response.content
+    assert client.get("/a/acme%00one/").status_code == 400
