@@ -5,7 +5,7 @@ from django.http import HttpResponseBadRequest
 from django.utils import timezone, translation
 
 from accounts.access import enterprises_for_user
-from api.problems import NUL_DETAIL, request_has_nul
+from api.problems import NUL_DETAIL
 
 
 class EnterpriseContextMiddleware:
@@ -43,15 +43,15 @@ class EnterpriseContextMiddleware:
 
 
 class RefuseNulMiddleware:
-    """No field anywhere accepts a NUL character, and PostgreSQL stores none: a page request
-    that carries one (in its path, query or form fields) is refused here, with a 400 that
-    says so, before anything reads it; before the account routing, which looks the path's
-    account up. The API makes the same check once the key is known (api.auth)."""
+    """A path with a NUL character is refused (400, saying so) before the account routing
+    looks its account up: PostgreSQL stores no NUL. Pages' forms refuse NUL in their fields
+    themselves, with the field's message; the API checks its requests once the key is
+    known (api.auth)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith("/api/") and request_has_nul(request):
+        if "\x00" in request.path:
             return HttpResponseBadRequest(NUL_DETAIL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
