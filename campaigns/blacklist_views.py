@@ -355,7 +355,8 @@ def campaign_blacklists(request, campaign_id):
     campaign = get_campaign_for(request.account_access, campaign_id)
     form = AutoRuleForm(request.POST, instance=campaign)
     # Unknown or malformed ids are ignored: only this account's lists can be chosen.
-    chosen = [v for v in request.POST.getlist("blacklists") if v.isdigit()]
+    chosen = [v for v in request.POST.getlist("blacklists") if v.isascii() and v.isdigit()
+              and len(v) < 19]  # fmt: skip
     wanted = set(Blacklist.objects.filter(pk__in=chosen).values_list("pk", flat=True))
     if not form.is_valid():
         for errors in form.errors.values():

@@ -18,7 +18,9 @@ from devices.models import Attempt, RecordingState
 
 logger = logging.getLogger(__name__)
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only ("\d" takes "²", which int() refuses); their length is capped below.
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+_MAX_DIGITS = 18  # beyond any file: int() of 5,000 digits would raise
 CHUNK = 64 * 1024
 
 
@@ -58,6 +60,10 @@ def wav_response(request, path: str, filename: str) -> HttpResponse:
         if not match or (not first and not last):
             handle.close()
             return _unsatisfiable(size)
+        if len(first) > _MAX_DIGITS:  # starts past any file's end
+            handle.close()
+            return _unsatisfiable(size)
+        last = last if len(last) <= _MAX_DIGITS else str(10**_MAX_DIGITS)  # "to the end"
         if first:
             start = int(first)
             end = min(int(last), size - 1) if last else size - 1

@@ -226,7 +226,7 @@ def test_malformed_list_ids_on_the_campaign_page_are_ignored_not_a_500(personas)
         sub = factories.sub_campaign(factories.contact_list([{"phones": [NUMBER]}]))
     url = f"/a/acme-one/campaigns/{sub.campaign_id}/blacklists/"
     response = client_for(personas, "acct_admin").post(
-        url, {"blacklists": ["abc", "99999999"], "auto_unanswered_after": 0}
+        url, {"blacklists": ["abc", "99999999", "²", "9" * 40], "auto_unanswered_after": 0}
     )
     assert response.status_code == 302
     with tenant_context(personas.acct_a1):

@@ -553,6 +553,8 @@ def test_listen_returns_the_whole_file_privately(personas, media):
         ("bytes=16000-", 16000, None),
         ("bytes=0-999999", 0, None),
         ("bytes=5-5", 5, 5),
+        ("bytes=0-" + "9" * 5000, 0, None),  # an end past any file: to the end
+        ("bytes=-" + "9" * 5000, 0, None),  # a suffix longer than the file: all of it
     ],
 )
 def test_listen_answers_byte_ranges_with_206(personas, media, header, start, end):
@@ -586,7 +588,11 @@ def test_listen_first_hundred_bytes(personas, media):
     assert len(body) == 100 and body == data[:100]
 
 
-@pytest.mark.parametrize("header", ["bytes={size}-", "bytes={size}-{size}", "bytes=50-10"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes={size}-", "bytes={size}-{size}", "bytes=50-10", "bytes=" + "9" * 5000 + "-",
+     "bytes=²-"],
+)  # fmt: skip
 def test_unsatisfiable_ranges_get_416(personas, media, header):
     row, path, data = _recorded(personas.acct_a1)
     response = client_for(personas, "ent_admin").get(

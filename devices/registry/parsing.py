@@ -130,7 +130,12 @@ def _value(line: str, layout: Layout, scheme: Scheme) -> str:
     if layout.column == 0 and scheme.country == "US" and len(cells) >= 2:
         # The FTC's flat files may read "area code,number": 201,5550123.
         first, second = cells[0].strip(), cells[1].strip()
-        if len(first) == 3 and len(second) == 7 and (first + second).isdigit():
+        if (
+            len(first) == 3
+            and len(second) == 7
+            and (first + second).isascii()
+            and (first + second).isdigit()
+        ):
             return first + second
     return cells[layout.column] if layout.column < len(cells) else ""
 
