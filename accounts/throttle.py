@@ -8,16 +8,35 @@ message whether or not the password was right.
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from django.conf import settings
 from django.core.cache import cache
 
+from accounts.models import User
+
 logger = logging.getLogger(__name__)
+
+
+def _identity(email: str) -> str:
+    """Who the failures count against: the user the sign-in would find (the lookup is
+    case-insensitive in PostgreSQL's sense, where "admın" with a dotless ı is "ADMIN"), so
+    no spelling of one address gets a fresh counter; an unknown address by one canonical
+    form (NFKC, case-folded)."""
+    text = email.strip()
+    try:
+        user_id = User.objects.filter(email__iexact=text).values_list("pk", flat=True).first()
+    except Exception:  # noqa: BLE001 - no database now: count by the address's form
+        logger.warning("Login throttle: user lookup failed; counting by address")
+        user_id = None
+    if user_id is not None:
+        return f"user:{user_id}"
+    return "email:" + unicodedata.normalize("NFKC", text).casefold()
 
 
 def _keys(email: str, ip: str | None) -> list[tuple[str, int]]:
     limit = settings.LOGIN_FAILURE_LIMIT
-    keys = [(f"login-failures:email:{email.strip().lower()}", limit)]
+    keys = [(f"login-failures:{_identity(email)}", limit)]
     if ip:
         keys.append((f"login-failures:ip:{ip}", limit * 4))
     return keys

@@ -24,8 +24,9 @@ THROTTLED_EMAILS = [
 
 
 @pytest.fixture(autouse=True)
-def clean_throttle():
-    """The cache is a real Redis shared across tests: no failure counts in, none out."""
+def clean_throttle(db):
+    """The cache is a real Redis shared across tests: no failure counts in, none out (the
+    counters of known addresses are their users': the database says which)."""
     for email in THROTTLED_EMAILS:
         throttle.reset(email, IP)
     yield
@@ -119,6 +120,31 @@ def test_lockout_after_repeated_failures_refuses_even_the_right_password(persona
     response = _login(client, email, PASSWORD)
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(personas.acct_admin.pk)
+
+
+def test_a_unicode_spelling_of_the_address_gets_no_fresh_counter(personas):
+    """PostgreSQL's UPPER() makes "admın" (dotless ı) "ADMIN": the sign-in finds the same
+    user, so the failures must count against that user too, whatever the spelling."""
+    email = personas.ent_admin.email  # ent.admin@acme.test
+    twisted = email.replace("admin", "admın")
+    assert twisted != email and _login(Client(), twisted, PASSWORD).status_code == 302
+    for attempt in range(settings.LOGIN_FAILURE_LIMIT):
+        spelling = twisted if attempt % 2 else email.upper()
+        _login(Client(), spelling, "not-the-password")
+    for spelling in (email, twisted, email.upper()):
+        response = _login(Client(), spelling, PASSWORD)
+        assert LOCKED_OUT in response.content.decode(), spelling
+    throttle.reset(email, IP)
+
+
+def test_unknown_addresses_are_counted_by_one_canonical_form(personas):
+    ghost = "ghost@acme.test"
+    spellings = ["ghost@acme.test", "GHOST@ACME.TEST", "ｇｈｏｓｔ@acme.test", "Ghost@Acme.Test",
+                 "ghost@acme.test"]  # fmt: skip
+    for spelling in spellings:
+        _login(Client(), spelling, "guess")
+    assert throttle.is_locked_out("GHOST@acme.test", None)
+    throttle.reset(ghost, IP)
 
 
 def test_failures_below_the_limit_do_not_lock(personas):
