@@ -49,9 +49,25 @@ def run_dialer(account, sub, *, seconds: float = 60, until=None) -> dict[str, At
                 account_id=account.pk, sub_campaign_id=sub.pk, direction="outbound"
             )
         }
-        if (until(rows) if until else not left) or time.monotonic() > deadline:
+        if until(rows) if until else not left:
+            return rows
+        if time.monotonic() > deadline:
+            # A caller with its own condition judges what it got; without one, every
+            # contact must have settled: say which did not, rather than return less.
+            assert until is not None, f"{left} contact(s) still unsettled after {seconds} s"
             return rows
         time.sleep(0.2)
+
+
+def wait_for(check, seconds: float = 20):
+    """``check()``'s first truthy answer within ``seconds`` (else its last answer)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    return check()
 
 
 def tone_wav(seconds: float = 2.0, hertz: int = 440) -> bytes:

@@ -4,8 +4,6 @@ texts go out by sendsms, delivery reports and replies come back to the portal's 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +19,7 @@ from devices.models import Attempt, DeviceSetting
 from tests import factories
 from tests.carriers import kannel as kannel_stack
 from tests.carriers.kannel import SENDSMS_PASSWORD, SENDSMS_USER, installed
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.carrier
 
@@ -49,16 +48,6 @@ def via_kannel(kannel, live_server_url, tasks_held):
         DIALER_GATEWAYS=gateways,
     ):  # fmt: skip
         yield kannel
-
-
-def _wait(check, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    return check()
 
 
 def _send(account, phones: list[str], message: str = "Hi {name}", **fields):
@@ -92,7 +81,7 @@ def test_delivery_reports_reach_the_ledger_and_the_trace(via_kannel, open_all_da
         rows = _results(account, sub)
         return rows if {r.disposition for r in rows.values()} == finals else None
 
-    rows = _wait(settled)
+    rows = wait_for(settled)
     assert rows, {k: r.disposition for k, r in _results(account, sub).items()}
     assert rows[DELIVERED].disposition == "DELIVERED"
     assert "stat:UNDELIV err:001" in rows[UNDELIVERABLE].carrier_answer
@@ -118,13 +107,13 @@ def test_a_stop_from_the_handset_blocks_the_device_and_cancels_what_is_queued(
 ):
     account = open_all_day_account
     first = _send(account, [DELIVERED])
-    _wait(lambda: _results(account, first)[DELIVERED].disposition == "DELIVERED")
+    wait_for(lambda: _results(account, first)[DELIVERED].disposition == "DELIVERED")
     with tenant_context(account):  # another sub-campaign has the same person queued
         queued = factories.sub_campaign(
             factories.contact_list([{"client_id": "Q", "phones": [DELIVERED]}]), channel="sms"
         )
     via_kannel.reply(DELIVERED.lstrip("+"), word, coding=coding)  # TON 1: Kannel adds the +
-    setting = _wait(
+    setting = wait_for(
         lambda: DeviceSetting.objects.filter(
             enterprise_id=account.enterprise_id, device_key=DELIVERED
         ).first()
@@ -155,7 +144,7 @@ def test_kannel_down_at_send_time_is_retried_by_the_rules_and_sent_once(
         for state in DialState.objects.filter(sub_campaign=sub, status="dialing"):
             dialer.perform_attempt(state.pk, str(state.claim_token))
     rows = Attempt.objects.filter(account_id=account.pk, device_key=number).order_by("id")
-    assert _wait(lambda: rows.last().disposition == "DELIVERED")
+    assert wait_for(lambda: rows.last().disposition == "DELIVERED")
     assert [r.disposition for r in rows] == ["FAILED", "DELIVERED"]
     sent = [pdu for pdu in via_kannel.submitted() if pdu["dst"].endswith(number[1:])]
     assert len(sent) == 1, "the carrier got the text once"

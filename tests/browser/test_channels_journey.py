@@ -9,7 +9,6 @@ opt-out."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
@@ -27,7 +26,7 @@ from tests.browser.conftest import sign_in
 from tests.carriers import kannel as kannel_carrier
 from tests.carriers import sipp
 from tests.conftest import PASSWORD, _test_database_url
-from tests.helpers import run_dialer, tone_wav
+from tests.helpers import run_dialer, tone_wav, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.carrier]
 
@@ -103,16 +102,6 @@ def _notice(folder) -> str:
     path = folder / "notice.wav"
     path.write_bytes(tone_wav(2.0))
     return path
-
-
-def _wait(check, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    return check()
 
 
 def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
@@ -212,11 +201,11 @@ def test_voice_message_call_recording_and_sms_stop_through_real_carriers(
         )  # fmt: skip
     sent = run_dialer(account, texts, seconds=30)
     assert number in sent, sent
-    assert _wait(lambda: Attempt.objects.get(pk=sent[number].pk).disposition == "DELIVERED"), (
+    assert wait_for(lambda: Attempt.objects.get(pk=sent[number].pk).disposition == "DELIVERED"), (
         Attempt.objects.get(pk=sent[number].pk).carrier_answer
     )
     kannel.reply(number.lstrip("+"), "STOP")  # TON 1: Kannel adds the +
-    setting = _wait(
+    setting = wait_for(
         lambda: DeviceSetting.objects.filter(
             enterprise_id=account.enterprise_id, device_key=number
         ).first()
