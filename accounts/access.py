@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 
 from accounts.models import Account, Enterprise, Membership, Role
+from accounts.urls_helpers import public_path
 
 # Who may do what in an account: admins manage, agents follow and work contacts.
 ADMIN_ROLES = (Role.ENTERPRISE_ADMIN, Role.ACCOUNT_ADMIN)
@@ -134,8 +136,32 @@ def get_account_for_user(user, account: Account | int) -> AccountAccess:
     raise Http404
 
 
+# The accounts an enterprise admin has signed in to on this session (audited, by POST).
+SIGNED_IN_SESSION_KEY = "portal_signed_in_accounts"
+
+
+def mark_signed_in(request, account: Account) -> None:
+    signed_in = set(request.session.get(SIGNED_IN_SESSION_KEY, []))
+    signed_in.add(account.pk)
+    request.session[SIGNED_IN_SESSION_KEY] = sorted(signed_in)
+
+
+def needs_sign_in(request, access: AccountAccess) -> bool:
+    """An enterprise admin reaches an account's data only after signing in to it on this
+    session, which the audit log records; members enter their own account directly."""
+    return access.role == Role.ENTERPRISE_ADMIN and access.account.pk not in request.session.get(
+        SIGNED_IN_SESSION_KEY, []
+    )
+
+
+def sign_in_page(access: AccountAccess, next_path: str = "") -> str:
+    path = public_path("accounts:account_sign_in", access.account.pk)
+    return f"{path}?{urlencode({'next': next_path})}" if next_path else path
+
+
 def account_view(*, roles: Iterable[str] | None = None):
-    """Decorator for views under /a/<slug>/: login, membership of request.tenant, role."""
+    """Decorator for views under /a/<slug>/: login, membership of request.tenant, role; an
+    enterprise admin who has not signed in to the account is sent to sign in first."""
     allowed = set(roles) if roles is not None else None
 
     def decorate(view):
@@ -147,6 +173,9 @@ def account_view(*, roles: Iterable[str] | None = None):
             if tenant is None or tenant.is_public or not tenant.is_active:
                 raise Http404
             access = get_account_for_user(request.user, tenant.pk)
+            if needs_sign_in(request, access):
+                next_path = request.get_full_path() if request.method == "GET" else ""
+                return HttpResponseRedirect(sign_in_page(access, next_path))
             if allowed is not None:
                 access.require(allowed)
             request.account_access = access

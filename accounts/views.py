@@ -10,7 +10,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import throttle
 from accounts.access import (
@@ -19,6 +19,8 @@ from accounts.access import (
     enterprise_view,
     enterprises_for_user,
     get_account_for_user,
+    mark_signed_in,
+    needs_sign_in,
 )
 from accounts.actions import do_sign_in_to_account
 from accounts.forms import AuditFilterForm, ThrottledLoginForm
@@ -91,19 +93,35 @@ def enterprise_home(request, enterprise):
     )
 
 
-@login_required
-@require_GET
-def account_sign_in(request, account_id: int):
-    """Enter an account's portal on the same session, audited; ?next= may open a page in it."""
-    access = get_account_for_user(request.user, account_id)
-    target = account_url(access.account)
-    requested = request.GET.get("next", "")
+def _next_in_account(request, access, requested: str) -> str:
+    """Where to land after signing in: ``requested`` if it is a page of this account."""
     if requested.startswith(access.account.url_prefix) and url_has_allowed_host_and_scheme(
         requested, allowed_hosts={request.get_host()}
     ):
-        target = requested
-    do_sign_in_to_account(request.user, access.account, access.role, request=request)
-    return HttpResponseRedirect(target)
+        return requested
+    return account_url(access.account)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_sign_in(request, account_id: int):
+    """Enter an account's portal on the same session. An enterprise admin confirms with a
+    POST (CSRF-protected), which is audited and remembered for the session; a GET only shows
+    what they are about to enter. Members enter their own account directly."""
+    access = get_account_for_user(request.user, account_id)
+    source = request.POST if request.method == "POST" else request.GET
+    target = _next_in_account(request, access, source.get("next", ""))
+    if request.method == "POST":
+        do_sign_in_to_account(request.user, access.account, access.role, request=request)
+        mark_signed_in(request, access.account)
+        return HttpResponseRedirect(target)
+    if not needs_sign_in(request, access):
+        return HttpResponseRedirect(target)
+    return render(
+        request,
+        "accounts/account_sign_in.html",
+        {"access": access, "next": target, "enterprise": access.enterprise},
+    )
 
 
 @enterprise_view

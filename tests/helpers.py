@@ -14,18 +14,32 @@ import wave
 from django.test import Client
 from django_tenants.utils import tenant_context
 
+from accounts.access import accounts_for_user
+from accounts.models import Role
 from campaigns import dialer
 from campaigns.models import DialState
 from devices.models import Attempt
 from tests.conftest import Personas
 
 
-def client_for(personas: Personas, name: str) -> Client:
+def client_for(personas: Personas, name: str, *, signed_in: bool = True) -> Client:
+    """A client logged in as the persona. An enterprise admin has also signed in (by POST,
+    audited) to every account of their enterprise, unless ``signed_in=False``."""
     client = Client()
     user = personas.user(name)
     if user is not None:
         client.force_login(user)
+        if signed_in:
+            sign_in_to_accounts(client, user)
     return client
+
+
+def sign_in_to_accounts(client: Client, user) -> None:
+    """Signs the client in to every account the user enters as an enterprise admin."""
+    for access in accounts_for_user(user):
+        if access.role == Role.ENTERPRISE_ADMIN:
+            response = client.post(f"/accounts/{access.account.pk}/sign-in/")
+            assert response.status_code == 302, response
 
 
 def run_dialer(account, sub, *, seconds: float = 60, until=None) -> dict[str, Attempt]:

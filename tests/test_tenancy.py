@@ -1,11 +1,13 @@
 """Accounts as schemas, sign-in to an account, the audit log, routing errors, language and time."""
 
 import datetime as dt
+from urllib.parse import urlencode
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
 from django.utils import translation
 
 from accounts.actions import audit, do_add_membership, do_create_account
@@ -58,9 +60,18 @@ def test_membership_scope_is_validated(personas):
         do_add_membership(newcomer, personas.ent_a, Role.AGENT, account=personas.acct_b1)
 
 
-def test_enterprise_admin_sign_in_is_audited_and_lands_signed_in(personas):
-    client = client_for(personas, "ent_admin")
-    response = client.get(f"/accounts/{personas.acct_a2.pk}/sign-in/", follow=True)
+def _sign_ins(account) -> int:
+    return AuditEvent.objects.filter(action="account.sign_in", account=account).count()
+
+
+def test_enterprise_admin_sign_in_is_a_post_audited_and_lands_signed_in(personas):
+    client = client_for(personas, "ent_admin", signed_in=False)
+    # A GET only asks: another site's link or image cannot write audit rows.
+    page = client.get(f"/accounts/{personas.acct_a2.pk}/sign-in/")
+    assert page.status_code == 200
+    assert 'data-testid="confirm-sign-in"' in page.content.decode()
+    assert _sign_ins(personas.acct_a2) == 0
+    response = client.post(f"/accounts/{personas.acct_a2.pk}/sign-in/", follow=True)
     assert response.redirect_chain == [("/a/acme-two/", 302)]
     body = response.content.decode()
     assert 'data-testid="account-title">Acme Two<' in body
@@ -69,6 +80,55 @@ def test_enterprise_admin_sign_in_is_audited_and_lands_signed_in(personas):
     assert event.actor == personas.ent_admin
     assert event.enterprise == personas.ent_a
     assert event.details == {"role": "enterprise_admin"}
+    assert event.ip_address == "127.0.0.1"
+    # Signed in for the session: the account's pages answer, the sign-in page goes through.
+    assert client.get("/a/acme-two/lists/").status_code == 200
+    assert client.get(f"/accounts/{personas.acct_a2.pk}/sign-in/")["Location"] == "/a/acme-two/"
+    assert _sign_ins(personas.acct_a2) == 1
+
+
+def test_sign_in_post_needs_the_csrf_token(personas):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.ent_admin)
+    assert client.post(f"/accounts/{personas.acct_a1.pk}/sign-in/").status_code == 403
+    assert _sign_ins(personas.acct_a1) == 0
+    assert client.get("/a/acme-one/lists/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "path", ["/a/acme-one/", "/a/acme-one/lists/", "/a/acme-one/campaigns/?page=2"]
+)
+def test_enterprise_admin_who_has_not_signed_in_is_sent_to_sign_in(personas, path):
+    client = client_for(personas, "ent_admin", signed_in=False)
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == (
+        f"/accounts/{personas.acct_a1.pk}/sign-in/?{urlencode({'next': path})}"
+    )
+    assert "Acme One" in client.get(response["Location"]).content.decode()
+    landed = client.post(response["Location"].split("?")[0], {"next": path})
+    assert landed["Location"] == path
+    assert _sign_ins(personas.acct_a1) == 1
+    # A POST to an account page before signing in changes nothing and is sent to sign in.
+    other = client_for(personas, "ent_admin", signed_in=False)
+    refused = other.post("/a/acme-two/campaigns/new/", {"name": "x"})
+    assert refused.status_code == 302
+    assert refused["Location"] == f"/accounts/{personas.acct_a2.pk}/sign-in/"
+
+
+def test_signing_in_to_one_account_does_not_open_another(personas):
+    client = client_for(personas, "ent_admin", signed_in=False)
+    client.post(f"/accounts/{personas.acct_a1.pk}/sign-in/")
+    assert client.get("/a/acme-one/").status_code == 200
+    assert client.get("/a/acme-two/").status_code == 302
+
+
+def test_members_enter_their_own_account_without_a_sign_in(personas):
+    for name in ("acct_admin", "agent"):
+        client = client_for(personas, name)
+        assert client.get("/a/acme-one/lists/").status_code == 200
+        assert client.get(f"/accounts/{personas.acct_a1.pk}/sign-in/")["Location"] == "/a/acme-one/"
+    assert _sign_ins(personas.acct_a1) == 0
 
 
 @pytest.mark.parametrize(
@@ -81,8 +141,8 @@ def test_enterprise_admin_sign_in_is_audited_and_lands_signed_in(personas):
     ],
 )
 def test_sign_in_next_stays_inside_the_account(personas, next_url, lands_on):
-    client = client_for(personas, "ent_admin")
-    response = client.get(f"/accounts/{personas.acct_a1.pk}/sign-in/", {"next": next_url})
+    client = client_for(personas, "ent_admin", signed_in=False)
+    response = client.post(f"/accounts/{personas.acct_a1.pk}/sign-in/", {"next": next_url})
     assert response["Location"] == lands_on
 
 

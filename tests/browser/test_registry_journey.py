@@ -107,6 +107,7 @@ def test_telemarketing_start_is_refused_while_the_registry_is_stale(
     sub = stale_nmp_and_a_telemarketing_sub
     sign_in(page, "ent.admin@borealis.test", PASSWORD)
     page.goto(f"/a/bor-one/sub-campaigns/{sub.pk}/")
+    page.get_by_test_id("confirm-sign-in").click()  # an enterprise admin signs in first
     page.get_by_role("button", name="Iniciar").click()
     expect(page.get_by_role("alert").first).to_contain_text("Não Me Perturbe")
     expect(page.get_by_test_id("registry-banner")).to_be_visible()

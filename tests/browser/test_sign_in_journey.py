@@ -1,4 +1,5 @@
-"""An enterprise admin signs in, sees the accounts, clicks one, and arrives signed in to it."""
+"""An enterprise admin signs in, sees the accounts, signs in to one (a POST), opens another's
+page directly and is asked to sign in first; the audit log shows both sign-ins."""
 
 import re
 
@@ -13,7 +14,9 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.browser
 
 
-def test_enterprise_admin_enters_an_account_with_one_click(page, screenshot, committed):
+def test_enterprise_admin_signs_in_to_accounts_with_a_post_and_the_audit_shows_it(
+    page, screenshot, committed
+):
     before = set(AuditEvent.objects.filter(action="account.sign_in").values_list("pk", flat=True))
 
     sign_in(page, "ent.admin@acme.test", PASSWORD)
@@ -24,7 +27,8 @@ def test_enterprise_admin_enters_an_account_with_one_click(page, screenshot, com
     expect(accounts).not_to_contain_text("Borealis")
     screenshot("enterprise-home")
 
-    accounts.get_by_role("link", name="Acme Two").click()
+    # The row's button signs in with one click: a POST with the page's CSRF token.
+    accounts.get_by_role("row", name="Acme Two").get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/a/acme-two/$"))
     expect(page.get_by_test_id("account-title")).to_have_text("Acme Two")
     expect(page.get_by_test_id("where-am-i")).to_contain_text("Acme Test")
@@ -32,10 +36,26 @@ def test_enterprise_admin_enters_an_account_with_one_click(page, screenshot, com
     expect(page.get_by_test_id("user-menu")).to_contain_text("ent.admin@acme.test")
     screenshot("signed-in-to-account")
 
+    # An account's page opened directly asks to sign in first, then opens that page.
+    page.goto("/a/acme-one/lists/")
+    expect(page).to_have_url(re.compile(r"/sign-in/\?next="))
+    expect(page.get_by_role("heading", name="Sign in to Acme One?")).to_be_visible()
+    screenshot("account-sign-in-confirm")
+    page.get_by_test_id("confirm-sign-in").click()
+    expect(page).to_have_url(re.compile(r"/a/acme-one/lists/$"))
+    expect(page.get_by_test_id("current-account")).to_have_text("Acme One")
+
     new_events = AuditEvent.objects.filter(action="account.sign_in").exclude(pk__in=before)
-    assert [(e.actor.email, e.account.slug) for e in new_events] == [
-        ("ent.admin@acme.test", "acme-two")
+    assert sorted((e.actor.email, e.account.slug) for e in new_events) == [
+        ("ent.admin@acme.test", "acme-one"),
+        ("ent.admin@acme.test", "acme-two"),
     ]
+    # The enterprise's audit log shows both sign-ins.
+    page.goto(f"/enterprises/{new_events[0].enterprise_id}/audit/?action=account.sign_in")
+    log = page.locator("table").first
+    expect(log).to_contain_text("Acme One")
+    expect(log).to_contain_text("Acme Two")
+    screenshot("audit-log-sign-ins")
     new_events.delete()
 
 

@@ -127,6 +127,7 @@ def test_enterprise_admin_traces_listens_deletes_exports_and_clicks_through(
 
     # Click through to the sub-campaign's settings, signed in to its account.
     rows.nth(0).get_by_role("link", name=sub.name).click()
+    page.get_by_test_id("confirm-sign-in").click()
     expect(page).to_have_url(re.compile(rf"/a/acme-one/sub-campaigns/{sub.pk}/$"))
     expect(page.get_by_test_id("sub-campaign-title")).to_contain_text(sub.name)
     expect(page.get_by_test_id("current-account")).to_have_text("Acme One")
