@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 from ninja import Field, Query, Router, Schema
@@ -123,7 +122,7 @@ def _blacklist(blacklist_id: int) -> Blacklist:
 def _out(blacklist: Blacklist, entries: int) -> dict:
     return {
         "id": blacklist.pk, "name": blacklist.name, "description": blacklist.description,
-        "entries": entries, "campaigns": sorted(blacklist.campaigns.values_list("pk", flat=True)),
+        "entries": entries, "campaigns": sorted(c.pk for c in blacklist.campaigns.all()),
         "suppressed_count": blacklist.suppressed_count,
         "created_at": blacklist.created_at.isoformat(),
     }  # fmt: skip
@@ -133,8 +132,9 @@ def _out(blacklist: Blacklist, entries: int) -> dict:
 def list_blacklists(request, query: Query[AccountQuery]):
     _key, account = _account(request, query.account)
     with tenant_context(account):
-        lists = Blacklist.objects.annotate(n=Count("entries")).order_by("name")
-        return [_out(b, b.n) for b in lists]
+        # Counters kept by campaigns.blacklists; the campaigns in one more query.
+        lists = Blacklist.objects.prefetch_related("campaigns").order_by("name")
+        return [_out(b, b.entry_count) for b in lists]
 
 
 @router.post("/blacklists", response={201: BlacklistOut}, summary="Create a blacklist")

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count
 from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -47,6 +46,8 @@ from devices.trace_csv import stream_csv
 
 ENTRIES_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 50
+BLACKLISTS_PAGE_SIZE = 50
+USED_BY_SHOWN = 10  # campaigns named on a list's page; the rest are counted
 
 
 def _here(viewname: str, *args) -> str:
@@ -82,14 +83,13 @@ def blacklist_index(request):
                     request, _("Blacklist created. Add numbers and attach it to campaigns.")
                 )
                 return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
-    blacklists = Blacklist.objects.annotate(
-        entry_count=Count("entries", distinct=True),
-        campaign_count=Count("campaigns", distinct=True),
-    ).order_by("name")
+    # The counters are kept by campaigns.blacklists: no entry or campaign is read here.
+    blacklists = Blacklist.objects.order_by("name", "pk")
+    page = Paginator(blacklists, BLACKLISTS_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "campaigns/blacklist_list.html",
-        {"blacklists": blacklists, "form": form, "can_manage": can_manage, "nav": "blacklists"},
+        {"page": page, "form": form, "can_manage": can_manage, "nav": "blacklists"},
     )
 
 
@@ -199,8 +199,9 @@ def blacklist_detail(request, blacklist_id):
             "page": page,
             "q": query,
             "query": urlencode({"q": query}) if query else "",
-            "entry_count": BlacklistEntry.objects.filter(blacklist=blacklist).count(),
-            "used_by": blacklist.campaigns.order_by("name"),
+            "entry_count": blacklist.entry_count,
+            "used_by": blacklist.campaigns.order_by("name")[:USED_BY_SHOWN],
+            "used_by_more": max(0, blacklist.campaign_count - USED_BY_SHOWN),
             "imports": imports,
             "entry_form": entry_form,
             "edit_form": edit_form,
@@ -254,7 +255,7 @@ def blacklist_delete(request, blacklist_id):
         do_delete_blacklist(blacklist, actor=request.user, request=request)
         messages.success(request, _("Blacklist %(name)s deleted.") % {"name": name})
         return HttpResponseRedirect(_here("account:blacklists"))
-    count = BlacklistEntry.objects.filter(blacklist=blacklist).count()
+    count = blacklist.entry_count
     return render(
         request,
         "campaigns/blacklist_confirm.html",

@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import webhooks
@@ -68,6 +69,28 @@ class AccountBlacklists:
 
 def campaign_ids_of(blacklist: Blacklist) -> list[int]:
     return list(blacklist.campaigns.values_list("pk", flat=True))
+
+
+# --- the list's counters ----------------------------------------------------------------
+# Every change of entries or campaigns below updates them in its own transaction, so the
+# index pages read them instead of counting entries × campaigns on every load.
+
+
+def _count_entries(blacklist_id: int, delta: int) -> None:
+    """Entries added (+) or removed (-): the numbers the statements themselves reported
+    (INSERT … RETURNING, DELETE's count), so concurrent changes add up exactly."""
+    if delta:
+        Blacklist.objects.filter(pk=blacklist_id).update(entry_count=F("entry_count") + delta)
+
+
+def _count_campaigns(blacklist_id: int) -> None:
+    """Campaigns attached, counted from the link table (a few rows per list)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE campaigns_blacklist SET campaign_count = (SELECT count(*) FROM "
+            "campaigns_campaign_blacklists WHERE blacklist_id = %s) WHERE id = %s",
+            [blacklist_id, blacklist_id],
+        )
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -140,6 +163,7 @@ def _set_blacklist_campaigns(
     lock_campaigns(wanted | current, shared=False)
     added, removed = sorted(wanted - current), sorted(current - wanted)
     blacklist.campaigns.set(sorted(wanted))
+    _count_campaigns(blacklist.pk)
     params = {"blacklist": blacklist.pk, "now": timezone.now()}
     suppressed = dial_states.suppress_listed(blacklist, added, ENTRY_KEYS, params)
     released = dial_states.release_unlisted(
@@ -220,6 +244,7 @@ def add_entries(
         )
         inserted = cursor.fetchall()
         added = len(inserted)
+        _count_entries(blacklist.pk, added)
         if inserted:
             account = _account()
             webhooks.emit(account.enterprise_id, "blacklist.entry_added", (
@@ -283,7 +308,8 @@ def do_remove_entry(entry: BlacklistEntry, *, actor=None, request=None) -> int:
     campaign_ids = campaign_ids_of(blacklist)
     lock_campaigns(campaign_ids, shared=False)
     key = entry.device_key
-    entry.delete()
+    deleted, _by_model = entry.delete()
+    _count_entries(blacklist.pk, -deleted)
     released = dial_states.release_unlisted(
         campaign_ids, GIVEN_KEYS, {"keys": [key]}, f"released: removed from {blacklist.name}"
     )
@@ -325,7 +351,8 @@ def do_remove_entries(
     lock_campaigns(campaign_ids, shared=False)
     entries = BlacklistEntry.objects.filter(blacklist=blacklist, device_key__in=set(keys))
     removed = sorted(entries.values_list("device_key", flat=True))
-    entries.delete()
+    deleted, _by_model = entries.delete()
+    _count_entries(blacklist.pk, -deleted)
     released = 0
     if removed:
         released = dial_states.release_unlisted(
@@ -350,7 +377,8 @@ def release_expired(now: dt.datetime | None = None) -> int:
             keys = list(expired.values_list("device_key", flat=True))
             if not keys:
                 continue
-            expired.delete()
+            deleted, _by_model = expired.delete()
+            _count_entries(blacklist.pk, -deleted)
             count = dial_states.release_unlisted(
                 campaign_ids, GIVEN_KEYS, {"keys": keys, "now": now},
                 f"released: entry in {blacklist.name} expired",

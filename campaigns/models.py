@@ -245,6 +245,10 @@ class Blacklist(models.Model):
     # Kept by the dialer in the transaction that suppresses, so monitoring is one read.
     suppressed_count = models.BigIntegerField(_("attempts suppressed"), default=0)
     last_suppressed_at = models.DateTimeField(_("last suppressed"), null=True, blank=True)
+    # Kept by campaigns.blacklists in the transaction of each change (entries added or
+    # removed, campaigns attached or detached), so no page counts a list's entries.
+    entry_count = models.BigIntegerField(_("entries"), default=0)
+    campaign_count = models.PositiveIntegerField(_("campaigns"), default=0)
 
     class Meta:
         ordering = ["name"]

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -29,6 +29,10 @@ from devices.models import Attempt, Channel
 from devices.recordings import do_delete_recording, recording_response, wav_response
 
 ATTEMPTS_PAGE_SIZE = 25
+CAMPAIGNS_PAGE_SIZE = 25
+SUB_CAMPAIGNS_PAGE_SIZE = 25
+# Sub-campaigns shown under each campaign of the list; the campaign's page has them all.
+SUBS_PER_CAMPAIGN = 10
 
 
 def state_counts(sub_campaign_ids) -> dict[int, dict[str, int]]:
@@ -57,15 +61,24 @@ def _here(viewname: str, *args) -> str:
 @account_view(roles=ALL_ROLES)
 @require_GET
 def campaign_list(request):
-    campaigns = list(Campaign.objects.prefetch_related("sub_campaigns").order_by("name"))
-    counts = state_counts([s.pk for c in campaigns for s in c.sub_campaigns.all()])
-    for campaign in campaigns:
-        for sub in campaign.sub_campaigns.all():
+    # The page's campaigns with their first sub-campaigns: one query (a sliced prefetch).
+    first_subs = SubCampaign.objects.order_by("name", "pk")[:SUBS_PER_CAMPAIGN]
+    campaigns = (
+        Campaign.objects.annotate(sub_count=Count("sub_campaigns"))
+        .prefetch_related(Prefetch("sub_campaigns", queryset=first_subs, to_attr="first_subs"))
+        .order_by("name", "pk")
+    )
+    page = Paginator(campaigns, CAMPAIGNS_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    counts = state_counts([s.pk for c in page.object_list for s in c.first_subs])
+    for campaign in page.object_list:
+        for sub in campaign.first_subs:
             sub.counts = counts[sub.pk]
+        campaign.more_subs = max(0, campaign.sub_count - SUBS_PER_CAMPAIGN)
     return render(
         request,
         "campaigns/campaign_list.html",
-        {"campaigns": campaigns, "can_manage": request.account_access.is_admin, "nav": "campaigns"},
+        {"page": page, "can_manage": request.account_access.is_admin, "nav": "campaigns"},
     )
 
 
@@ -89,9 +102,10 @@ def campaign_create(request):
 @require_GET
 def campaign_detail(request, campaign_id):
     campaign = get_campaign_for(request.account_access, campaign_id)
-    subs = list(campaign.sub_campaigns.all())
-    counts = state_counts([s.pk for s in subs])
-    for sub in subs:
+    page = Paginator(campaign.sub_campaigns.order_by("name", "pk"), SUB_CAMPAIGNS_PAGE_SIZE)
+    page = page.get_page(request.GET.get("page"))
+    counts = state_counts([s.pk for s in page.object_list])
+    for sub in page.object_list:
         sub.counts = counts[sub.pk]
     used = set(campaign.blacklists.values_list("pk", flat=True))
     blacklists = list(Blacklist.objects.order_by("name"))
@@ -102,7 +116,7 @@ def campaign_detail(request, campaign_id):
         "campaigns/campaign_detail.html",
         {
             "campaign": campaign,
-            "sub_campaigns": subs,
+            "page": page,
             "can_manage": request.account_access.is_admin,
             "blacklists": blacklists,
             "auto_form": AutoRuleForm(instance=campaign),
