@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from accounts import webhooks
 from accounts.actions import audit
-from accounts.models import Account, Enterprise
+from accounts.models import Account, AuditEvent, Enterprise
 from devices.models import Attempt, RecordingState
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,43 @@ def _iterate(handle, start: int, length: int):
         handle.close()
 
 
+# A player asks for a recording in several range requests while one person listens:
+# one audit row per user per recording within this window, never none.
+LISTEN_AUDIT_WINDOW = timedelta(minutes=5)
+
+
 def recording_response(request, attempt: Attempt) -> HttpResponse:
-    """The recording's WAV, whole (200) or one byte range (206) so the player can seek."""
-    return wav_response(request, attempt.recording_file, f"recording-{attempt.pk}.wav")
+    """The recording's WAV, whole (200) or one byte range (206) so the player can seek.
+    Listening is audited: who, which attempt, when."""
+    response = wav_response(request, attempt.recording_file, f"recording-{attempt.pk}.wav")
+    if response.status_code in (200, 206):
+        audit_listen(request, attempt)
+    return response
+
+
+def audit_listen(request, attempt: Attempt) -> None:
+    user = request.user
+    recent = AuditEvent.objects.filter(
+        enterprise_id=attempt.enterprise_id,
+        action="recording.listen",
+        actor=user,
+        object_type=attempt._meta.model_name,
+        object_id=str(attempt.pk),
+        occurred_at__gte=timezone.now() - LISTEN_AUDIT_WINDOW,
+    )
+    if recent.exists():
+        return
+    with transaction.atomic():
+        audit(
+            user,
+            "recording.listen",
+            enterprise=Enterprise.objects.filter(pk=attempt.enterprise_id).first(),
+            account=Account.objects.filter(pk=attempt.account_id).first(),
+            obj=attempt,
+            details={"attempt": attempt.pk, "device": attempt.device_key,
+                     "client_id": attempt.client_id},
+            request=request,
+        )  # fmt: skip
 
 
 def wav_response(request, path: str, filename: str) -> HttpResponse:

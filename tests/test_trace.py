@@ -547,6 +547,45 @@ def test_listen_returns_the_whole_file_privately(personas, media):
     assert data[:4] == b"RIFF"
 
 
+def test_listening_is_audited_once_per_user_per_recording_per_few_minutes(personas, media):
+    row, _, data = _recorded(personas.acct_a1)
+    admin = client_for(personas, "ent_admin")
+    agent = client_for(personas, "agent")
+
+    def listens():
+        return list(
+            AuditEvent.objects.filter(action="recording.listen").values_list(
+                "actor__email", "account__slug", "object_id", "details"
+            )
+        )
+
+    assert listens() == []
+    # The player's several range requests while one person listens: one row.
+    for header in ("bytes=0-", "bytes=100-199", "bytes=-10"):
+        assert _stream(admin.get(_listen_url(personas.ent_a, row), HTTP_RANGE=header))
+    expected = {"attempt": row.pk, "device": row.device_key, "client_id": row.client_id}
+    assert listens() == [("ent.admin@acme.test", "acme-one", str(row.pk), expected)]
+    # Another user, through the account's own page: a row of their own.
+    assert _stream(agent.get(f"/a/acme-one/recordings/{row.pk}.wav")) == data
+    assert sorted(listens()) == [
+        ("agent@acme.test", "acme-one", str(row.pk), expected),
+        ("ent.admin@acme.test", "acme-one", str(row.pk), expected),
+    ]
+    # Minutes later, the same user listening again is recorded again.
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=6)):
+        _stream(admin.get(_listen_url(personas.ent_a, row)))
+    assert len(listens()) == 3
+    event = AuditEvent.objects.filter(action="recording.listen").first()
+    assert event.enterprise == personas.ent_a and event.ip_address == "127.0.0.1"
+    # A refused range plays nothing and records nothing.
+    AuditEvent.objects.filter(action="recording.listen").delete()
+    assert (
+        agent.get(f"/a/acme-one/recordings/{row.pk}.wav", HTTP_RANGE="bytes=50-10").status_code
+        == 416
+    )
+    assert listens() == []
+
+
 @pytest.mark.parametrize(
     ("header", "start", "end"),
     [
