@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.http import Http404, JsonResponse, RawPostDataException, UnreadablePostError
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from accounts.outages import RETRY_AFTER_SECONDS
+
 PROBLEM_TYPE = "https://portal.example/problems/"  # stable identifiers, documented in docs/api.md
 
 
@@ -32,6 +34,7 @@ TITLES = {
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -49,6 +52,17 @@ def problem_response(request, status: int, kind: str, detail: str, *, title: str
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def unavailable_response(request) -> JsonResponse:
+    """503 while the database is unavailable (accounts.outages). Answered by Django's
+    handler500, enterprise_portal.middleware.server_error: ninja re-raises what its
+    handlers do not take (unless DEBUG), and the account routing fails before the API."""
+    return problem_response(
+        request, 503, "unavailable",
+        f"The service is temporarily unavailable; try again in {RETRY_AFTER_SECONDS} s.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )  # fmt: skip
 
 
 def install(api) -> None:

@@ -32,6 +32,7 @@ ERRORS = {
     409: "The first request with this Idempotency-Key is still running.",
     422: "Invalid: fields, devices, times, a reused Idempotency-Key, a NUL character.",
     429: "Rate limited: see Retry-After.",
+    503: "Unavailable for a while (the database cannot be reached): see Retry-After.",
 }
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from accounts.models import Account
+from accounts.outages import DATABASE_UNAVAILABLE, enter_sent_schema, retry_while_down
 from campaigns import dialer, sip
 from campaigns.blacklist_import import run_blacklist_import
 from campaigns.blacklists import release_expired
@@ -38,14 +39,23 @@ def dispatch_sub_campaign(sub_campaign_id: int) -> dict:
     return {"claimed": report.claimed, "queued": report.queued}
 
 
-@shared_task(ignore_result=True, acks_late=True)
-def perform_attempts(items: list[list]) -> None:
+@shared_task(bind=True, ignore_result=True, acks_late=True)
+def perform_attempts(self, items: list[list]) -> None:
     """Runs a chunk of claimed attempts. Redelivery is safe: each attempt is dialled once.
 
     An attempt whose delivery is still running elsewhere (a duplicate message) is sent
     again a little later on its own, so it never holds up the rest of the chunk.
+
+    While the database is unavailable the chunk is sent again later (accounts.outages):
+    failed, it would be acknowledged and gone, and its claims would wait
+    DIALING_STALE_SECONDS for the stale-claim sweep. A chunk cut off between delivery and
+    record gets the stored result back from the gateway: nothing is dialled twice.
     """
-    _recorded, busy = dialer.perform_attempts(items)
+    try:
+        enter_sent_schema(self)
+        _recorded, busy = dialer.perform_attempts(items)
+    except DATABASE_UNAVAILABLE as exc:
+        raise retry_while_down(self, exc) from exc
     if busy:
         perform_attempts.apply_async((busy,), countdown=5)
 

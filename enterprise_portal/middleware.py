@@ -1,11 +1,17 @@
-"""Per-request enterprise context: its time zone, and its language until the user picks one."""
+"""Per-request enterprise context (its time zone, and its language until the user picks
+one), requests refused before routing, and the 503 answered while the database is down."""
+
+import sys
 
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.views import defaults
 
 from accounts.access import enterprises_for_user
-from api.problems import NUL_DETAIL
+from accounts.outages import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from api.problems import NUL_DETAIL, unavailable_response
 
 
 class EnterpriseContextMiddleware:
@@ -55,3 +61,18 @@ class RefuseNulMiddleware:
         if "\x00" in request.path:
             return HttpResponseBadRequest(NUL_DETAIL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+def server_error(request):
+    """``handler500`` of both URLconfs: Django calls it for any exception a view or a
+    middleware let through. While PostgreSQL is stopped or restarting, that is a database
+    error (the account routing reads the database on every request), and the visitor gets a
+    503 that says to come back, with Retry-After, instead of "Something went wrong". The
+    API answers the same as a problem (api.problems). Anything else is the 500 page."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        if request.path.startswith("/api/"):
+            return unavailable_response(request)
+        # Rendered without the request: context processors and the session need the database.
+        page = render_to_string("503.html", {"retry_url": request.get_full_path()})
+        return HttpResponse(page, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return defaults.server_error(request)

@@ -18,6 +18,9 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+# A database outage is a 503 with Retry-After, not a 500 (enterprise_portal.middleware).
+handler500 = "enterprise_portal.middleware.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -124,6 +124,9 @@ account_patterns = (
     "account",
 )
 
+# A database outage is a 503 with Retry-After, not a 500 (enterprise_portal.middleware).
+handler500 = "enterprise_portal.middleware.server_error"
+
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include(account_patterns)),
