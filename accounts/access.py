@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404, HttpResponseRedirect
 
-from accounts.models import Account, Enterprise, Membership, Role
+from accounts.models import Account, Enterprise, Membership, Role, SendingDomain
 from accounts.urls_helpers import public_path
 
 # Who may do what in an account: admins manage, agents follow and work contacts.
@@ -219,3 +219,11 @@ def operator_view(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def get_sending_domain_for(enterprise: Enterprise, domain_id) -> SendingDomain:
+    """One of the enterprise's sending domains; 404 for any other id."""
+    found = SendingDomain.objects.filter(enterprise=enterprise, pk=pk_or_404(domain_id)).first()
+    if found is None:
+        raise Http404
+    return found

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from accounts.actions import do_add_membership, do_create_account, do_create_enterprise
-from accounts.models import Account, Enterprise, Membership, Role, User
+from accounts.models import Account, Enterprise, Membership, Role, SendingDomain, User
+from accounts.sending_domains import do_add_sending_domain
 
 DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed at start-up; demo data only
+# Email sub-campaigns of the demo send from addresses at this domain (e.g.
+# billing@acme-collections.example.com); example.com's names are reserved for examples.
+DEMO_SENDING_DOMAIN = "acme-collections.example.com"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ def load_demo_people() -> DemoPeople:
         ).first() or do_create_enterprise(
             "Acme Collections", time_zone="America/Chicago", default_region="US", language="en"
         )
+    if not SendingDomain.objects.filter(enterprise=enterprise, domain=DEMO_SENDING_DOMAIN).exists():
+        do_add_sending_domain(enterprise, DEMO_SENDING_DOMAIN)
     accounts = {}
     for name, slug in (
         ("Acme East", "acme-east"),

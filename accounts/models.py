@@ -413,3 +413,32 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.subscription_id} ({self.status})"
+
+
+class SendingDomain(models.Model):
+    """A domain the enterprise's email sub-campaigns may send from (the From address's
+    domain, matched exactly). Written only by ``accounts.sending_domains``."""
+
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("enterprise"), on_delete=models.CASCADE,
+        related_name="sending_domains",
+    )  # fmt: skip
+    # IDNA (UTS #46) ASCII form, lower case: what the From address is compared with.
+    domain = models.CharField(_("domain"), max_length=253)
+    # The same name as people write it (Unicode), for pages.
+    display_name = models.CharField(_("domain"), max_length=253)
+    created_at = models.DateTimeField(_("added"), auto_now_add=True)
+    created_by_label = models.CharField(_("added by"), max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["domain"]
+        verbose_name = _("sending domain")
+        verbose_name_plural = _("sending domains")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enterprise", "domain"], name="one_sending_domain_per_enterprise"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.domain

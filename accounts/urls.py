@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import sending_domain_views, views
 
 app_name = "accounts"
 
@@ -49,5 +49,15 @@ urlpatterns = [
     ),
     path("enterprises/<int:enterprise_id>/", views.enterprise_home, name="enterprise_home"),
     path("enterprises/<int:enterprise_id>/audit/", views.audit_log, name="audit_log"),
+    path(
+        "enterprises/<int:enterprise_id>/sending-domains/",
+        sending_domain_views.sending_domains,
+        name="sending_domains",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/sending-domains/<int:domain_id>/remove/",
+        sending_domain_views.sending_domain_remove,
+        name="sending_domain_remove",
+    ),
     path("accounts/<int:account_id>/sign-in/", views.account_sign_in, name="account_sign_in"),
 ]

@@ -301,6 +301,13 @@ class Batch:
         _set_rule(state, detail=reason)
         self._touch(state)
 
+    def hold(self, state: DialState, decision: Decision, attempt: Attempt | None = None) -> None:
+        """The sender may not send now (an email's From domain is no longer allowed): the
+        ledger row of a suppressed attempt records why, and the state waits, pending, for
+        the dispatcher, which claims it again once the sender may send."""
+        self.refuse(state, decision, attempt)
+        state.status = DialState.Status.PENDING
+
     def authorise(self, state: DialState, attempt: Attempt | None = None) -> Attempt:
         """The gate said yes: the attempt's ledger row (a resumed one keeps its row)."""
         sub = state.sub_campaign

@@ -38,7 +38,7 @@ from devices import sms_routes
 from devices.ledger import stamp
 from devices.locks import lock_devices
 from devices.models import Attempt, Channel
-from devices.policy import DialRequest, PolicyGate
+from devices.policy import RULE_SENDING_DOMAIN, SUPPRESS, Decision, DialRequest, PolicyGate
 from devices.unsubscribe import unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ def _dispatch(sub_campaign_id: int, now: dt.datetime, report: DispatchReport, he
         complete_sub_campaign(sub)
         return
     if sub.start_date and today < sub.start_date:
+        return
+    if sub.channel == Channel.EMAIL and sub.sending_problem():
+        # Held: nothing is claimed while the From domain is not allowed (the sub-campaign's
+        # page says why); sending resumes by itself once it is allowed again.
         return
     last = sub.last_dispatch_at or now - dt.timedelta(seconds=settings.DISPATCH_INTERVAL_SECONDS)
     elapsed_minutes = max(0.0, (now - last).total_seconds() / 60)
@@ -266,6 +270,14 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
         # created_at are then in lock order, so the ledger alone shows which came first.
         now = timezone.now()
         attached = _attached_lists({s.sub_campaign_id for s in states})
+        # The sender is checked again here, just before sending: a sending domain removed
+        # since the sub-campaign was saved (or the claim made) stops the email.
+        senders = {s.sub_campaign_id: s.sub_campaign for s in states}
+        unsendable = {
+            pk: problem
+            for pk, sub in senders.items()
+            if sub.channel == Channel.EMAIL and (problem := sub.sending_problem())
+        }
         resumed_ids = [s.current_attempt_id for s in states if s.current_attempt_id]
         resumed = {a.pk: a for a in Attempt.objects.filter(pk__in=resumed_ids)}
         batch = dial_states.Batch(now)
@@ -282,6 +294,10 @@ def _authorise(items: list[tuple[int, str]]) -> list[tuple[DialState, Attempt]]:
                 ended.append(state)
             elif not _dialable(state.sub_campaign, now):
                 batch.void_claim(state, "not active when the attempt was due", attempt)
+                ended.append(state)
+            elif state.sub_campaign_id in unsendable:
+                held = Decision(SUPPRESS, RULE_SENDING_DOMAIN, unsendable[state.sub_campaign_id])
+                batch.hold(state, held, attempt)
                 ended.append(state)
             else:
                 # New, or authorised but never delivered: the gate decides now, not then.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 
+from accounts.sending_domains import sender_problem
 from campaigns.sms_text import MAX_PARTS, longest, sms_parts
 from contacts.models import Contact, ContactList
 from devices.models import Channel, SourceType
@@ -141,6 +142,11 @@ class SubCampaign(models.Model):
     def __str__(self) -> str:
         return f"{self.campaign.name} / {self.name}"
 
+    def sending_problem(self) -> str:
+        """Why this email sub-campaign may not send from its From address now ("" if it
+        may): its domain must be one of the enterprise's sending domains."""
+        return sender_problem(connection.tenant.enterprise_id, self.email_from)
+
     def retry_wait_minutes(self, disposition: str) -> int | None:
         """Minutes before the next try after this result; None means no retry."""
         waits = {**DEFAULT_RETRY_MINUTES, **(self.retry_minutes or {})}
@@ -157,6 +163,8 @@ class SubCampaign(models.Model):
             errors["sms_source_type"] = _("Choose the type of the source address.")
         if self.channel == Channel.EMAIL and not self.email_from:
             errors["email_from"] = _("An email sub-campaign needs a From address.")
+        elif self.channel == Channel.EMAIL and (problem := self.sending_problem()):
+            errors["email_from"] = problem
         if self.channel in (Channel.SMS, Channel.EMAIL) and not self.message.strip():
             errors["message"] = _("Write the message to send.")
         if self.channel == Channel.EMAIL and not self.email_subject.strip():

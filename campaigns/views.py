@@ -180,6 +180,7 @@ def sub_campaign_manage(request, sub_campaign_id):
             "counts": state_counts([sub.pk])[sub.pk],
             "page": page,
             "can_manage": access.is_admin,
+            "sending_problem": sub.sending_problem() if sub.channel == Channel.EMAIL else "",
             "nav": "campaigns",
         },
     )

@@ -39,6 +39,9 @@ RULE_NATIONAL_REGISTRY = "national_registry"
 RULE_CALLING_WINDOW = "calling_window"
 RULE_HOLIDAY = "holiday"
 RULE_ATTEMPT_CAP = "attempt_cap"
+# Not the gate's: the sender's. The dialer holds an email whose From domain is not one of
+# the enterprise's sending domains (accounts.sending_domains), and records why.
+RULE_SENDING_DOMAIN = "sending_domain"
 
 # The words pages show for a rule (the codes stay in the data).
 RULE_LABELS = {
@@ -49,6 +52,7 @@ RULE_LABELS = {
     RULE_CALLING_WINDOW: gettext_lazy("Calling window"),
     RULE_HOLIDAY: gettext_lazy("Holiday"),
     RULE_ATTEMPT_CAP: gettext_lazy("Attempt cap"),
+    RULE_SENDING_DOMAIN: gettext_lazy("Sending domain not allowed"),
 }
 
 

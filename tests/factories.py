@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+from django.db import connection
+
+from accounts.models import SendingDomain
+from accounts.sending_domains import DomainError, address_domain, do_add_sending_domain
 from campaigns.actions import do_activate_sub_campaign, do_create_campaign, do_save_sub_campaign
 from campaigns.models import Purpose, SubCampaign
 from contacts.models import Contact, ContactList
@@ -57,12 +61,27 @@ def sub_campaign(
         )
     if channel == Channel.EMAIL:
         defaults.update(
-            email_from="billing@acme.test", email_subject="Your account", message="Hello {name}"
-        )
+            email_from="billing@acme.example.com", email_subject="Your account",
+            message="Hello {name}",
+        )  # fmt: skip
     defaults.update(fields)
+    if channel == Channel.EMAIL:
+        allow_sending_domain(defaults["email_from"])
     sub = do_save_sub_campaign(
         SubCampaign(campaign=campaign, **defaults), lists=[listing] if listing else None
     )
     if activate:
         sub = do_activate_sub_campaign(sub)
     return sub
+
+
+def allow_sending_domain(address: str) -> None:
+    """The From address's domain on the current account's enterprise's sending domains
+    (an enterprise admin's step), so email sub-campaigns can be saved and send."""
+    enterprise = connection.tenant.enterprise
+    try:
+        domain = address_domain(address)
+    except DomainError:
+        return  # not an address: saving the sub-campaign says so
+    if not SendingDomain.objects.filter(enterprise=enterprise, domain=domain).exists():
+        do_add_sending_domain(enterprise, domain)

@@ -71,6 +71,8 @@ MATRIX = {
     "/a/no-such-account/": [404, 404, 404, 404, 404, 404, 404],
     "/enterprises/{ent_a}/calling-rules/": [LOGIN, 404, 403, 403, 200, 404, 404],
     "/enterprises/{ent_b}/calling-rules/": [LOGIN, 404, 404, 404, 404, 200, 404],
+    "/enterprises/{ent_a}/sending-domains/": [LOGIN, 404, 403, 403, 200, 404, 404],
+    "/enterprises/{ent_b}/sending-domains/": [LOGIN, 404, 404, 404, 404, 200, 404],
     "/a/acme-one/campaigns/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-two/campaigns/": [LOGIN, 404, 404, 404, 200, 404, 404],
     "/a/acme-one/campaigns/new/": [LOGIN, 404, 403, 200, 200, 404, 404],
