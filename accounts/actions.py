@@ -159,9 +159,35 @@ def do_sign_in_to_account(user: User, account: Account, role: str, *, request=No
     )
 
 
+def _enterprises_of(user: User | None) -> list[Enterprise | None]:
+    if user is None:
+        return [None]
+    found = list(Enterprise.objects.filter(memberships__user=user).distinct().order_by("pk"))
+    return found or [None]
+
+
+def audit_sign_in(user: User, *, request) -> None:
+    """A successful sign-in to the portal, in the audit log of each of the user's enterprises."""
+    with transaction.atomic():
+        for enterprise in _enterprises_of(user):
+            audit(user, "auth.sign_in", enterprise=enterprise, obj=user, request=request)
+
+
+def audit_failed_sign_in(email: str, reason: str, *, request) -> None:
+    """A refused sign-in: the address as typed and why, never the password. Counted against
+    the user it names, if any, in that user's enterprises' logs."""
+    user = User.objects.filter(email__iexact=email.strip()).first() if email else None
+    with transaction.atomic():
+        for enterprise in _enterprises_of(user):
+            audit(None, "auth.sign_in_failed", enterprise=enterprise, obj=user,
+                  details={"email": email[:254], "reason": reason}, request=request)  # fmt: skip
+
+
 __all__ = [
     "Role",
     "audit",
+    "audit_failed_sign_in",
+    "audit_sign_in",
     "do_add_membership",
     "do_create_account",
     "do_create_enterprise",

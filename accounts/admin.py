@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db import transaction
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
-from accounts.actions import audit, do_create_account
+from accounts.actions import do_create_account
+from accounts.admin_audit import AuditedAdmin
 from accounts.models import Account, AuditEvent, Domain, Enterprise, Membership, User
 
 
@@ -17,22 +19,11 @@ class AccountInline(admin.TabularInline):
 
 
 @admin.register(Enterprise)
-class EnterpriseAdmin(admin.ModelAdmin):
+class EnterpriseAdmin(AuditedAdmin):
     list_display = ("name", "default_region", "time_zone", "language", "created_at")
     search_fields = ("name",)
     # devices.admin adds the calling rules' inlines (a layer above this app).
     inlines = [AccountInline]
-
-    def save_model(self, request, obj, form, change):
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            audit(
-                request.user,
-                "enterprise.update" if change else "enterprise.create",
-                enterprise=obj,
-                obj=obj,
-                request=request,
-            )
 
 
 class DomainInline(admin.TabularInline):
@@ -43,7 +34,7 @@ class DomainInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AuditedAdmin):
     list_display = ("name", "enterprise", "slug", "schema_name", "is_active", "created_at")
     list_filter = ("enterprise", "is_active")
     search_fields = ("name", "slug")
@@ -62,9 +53,7 @@ class AccountAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            with transaction.atomic():
-                super().save_model(request, obj, form, change)
-                audit(request.user, "account.update", account=obj, obj=obj, request=request)
+            super().save_model(request, obj, form, change)  # audited as admin.change
             return
         created = do_create_account(
             obj.enterprise, obj.name, slug=obj.slug or None, actor=request.user
@@ -89,7 +78,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdmin, DjangoUserAdmin):
     ordering = ("email",)
     list_display = ("email", "full_name", "is_active", "is_staff", "last_login")
     search_fields = ("email", "full_name")
@@ -105,7 +94,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AuditedAdmin):
     list_display = ("occurred_at", "actor_label", "enterprise", "account", "action", "object_repr")
     list_filter = ("enterprise", "action")
     search_fields = ("actor_label", "action", "object_repr")
@@ -118,3 +107,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Django's own Group admin, audited like ours.
+class GroupAdmin(AuditedAdmin, DjangoGroupAdmin):
+    pass
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from accounts import throttle
-from accounts.actions import client_ip
+from accounts.actions import audit_failed_sign_in, audit_sign_in, client_ip
 from accounts.models import Account
 
 
@@ -33,14 +33,18 @@ class ThrottledLoginForm(AuthenticationForm):
         email = self.cleaned_data.get("username") or ""
         ip = client_ip(self.request)
         if email and throttle.is_locked_out(email, ip):
+            audit_failed_sign_in(email, "locked_out", request=self.request)
             raise ValidationError(self.error_messages["locked_out"], code="locked_out")
         try:
             cleaned = super().clean()
-        except ValidationError:
+        except ValidationError as exc:
             if email:
                 throttle.record_failure(email, ip)
+                reason = "inactive" if getattr(exc, "code", "") == "inactive" else "invalid_login"
+                audit_failed_sign_in(email, reason, request=self.request)
             raise
         throttle.reset(email)
+        audit_sign_in(self.get_user(), request=self.request)
         return cleaned
 
 

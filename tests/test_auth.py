@@ -7,6 +7,7 @@ from django.conf import settings
 from django.test import Client
 
 from accounts import throttle
+from accounts.models import AuditEvent
 from tests.conftest import PASSWORD
 
 IP = "127.0.0.1"  # REMOTE_ADDR of django.test.Client
@@ -54,6 +55,34 @@ def test_wrong_password_and_unknown_email_get_the_same_generic_error(personas):
     assert unknown.status_code == 200
     assert unknown.context["form"].non_field_errors() == [INVALID_LOGIN]
     assert unknown.context["form"].errors == wrong.context["form"].errors
+
+
+def test_sign_ins_and_failed_sign_ins_are_audited_without_the_password(personas, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+
+    def events():
+        return [
+            (e.action, e.actor_label, e.enterprise_id, e.details)
+            for e in AuditEvent.objects.filter(action__startswith="auth.").order_by("id")
+        ]
+
+    _login(Client(), personas.ent_admin.email, "not-the-password")
+    _login(Client(), "ENT.ADMIN@acme.test", PASSWORD)
+    _login(Client(), UNKNOWN_EMAIL, "hunter2-secret")
+    wrong = {"email": personas.ent_admin.email, "reason": "invalid_login"}
+    assert events() == [
+        ("auth.sign_in_failed", "system", personas.ent_a.pk, wrong),
+        ("auth.sign_in", "ent.admin@acme.test", personas.ent_a.pk, {}),
+        ("auth.sign_in_failed", "system", None,
+         {"email": UNKNOWN_EMAIL, "reason": "invalid_login"}),
+    ]  # fmt: skip
+    failed = AuditEvent.objects.filter(action="auth.sign_in_failed").order_by("id").first()
+    assert failed.ip_address == IP and failed.object_id == str(personas.ent_admin.pk)
+    # Locked out: refused before the password is checked, and said so.
+    for _ in range(3):
+        _login(Client(), personas.agent.email, "not-the-password")
+    assert events()[-1][3] == {"email": personas.agent.email, "reason": "locked_out"}
+    assert "not-the-password" not in str(events()) and "hunter2" not in str(events())
 
 
 def test_passwords_are_stored_with_argon2(personas):

@@ -1,8 +1,9 @@
 """Platform operators create enterprises and accounts in the Django admin."""
 
+from django.contrib.auth.models import Group
 from django.db import connection
 
-from accounts.models import Account, AuditEvent, Enterprise
+from accounts.models import Account, AuditEvent, Enterprise, Membership, Role
 from tests.helpers import client_for
 
 
@@ -54,8 +55,15 @@ def test_operator_creates_an_account_with_its_schema_in_the_admin(personas):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'acct_delta_main'")
         assert cursor.fetchone() == (1,)
-    actions = set(AuditEvent.objects.filter(enterprise=enterprise).values_list("action", flat=True))
-    assert actions == {"enterprise.create", "account.create"}
+    rows = AuditEvent.objects.filter(enterprise=enterprise).order_by("id")
+    assert [(e.action, e.actor, e.object_type) for e in rows] == [
+        ("admin.add", personas.operator, "enterprise"),
+        ("admin.add", personas.operator, "callingwindow"),
+        ("admin.add", personas.operator, "holiday"),
+        ("account.create", personas.operator, "account"),
+        ("admin.add", personas.operator, "account"),
+    ]
+    assert rows[1].details["changes"]["start"] == [None, "09:00:00"]
 
 
 def test_admin_rejects_a_bad_time_zone(personas):
@@ -77,3 +85,86 @@ def test_enterprise_admins_cannot_use_the_platform_admin(personas):
     response = client_for(personas, "ent_admin").get("/admin/accounts/account/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def _membership_form(membership, role: str) -> dict:
+    user = membership.user
+    return {
+        "email": user.email,
+        "full_name": user.full_name,
+        "is_active": "on",
+        "last_login_0": "",
+        "last_login_1": "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": membership.pk,
+        "memberships-0-user": user.pk,
+        "memberships-0-enterprise": membership.enterprise_id,
+        "memberships-0-account": membership.account_id or "",
+        "memberships-0-role": role,
+    }
+
+
+def test_changing_a_role_in_the_admin_is_audited_with_before_and_after(personas):
+    membership = Membership.objects.get(user=personas.agent)
+    client = client_for(personas, "operator")
+    response = client.post(
+        f"/admin/accounts/user/{personas.agent.pk}/change/",
+        _membership_form(membership, Role.ACCOUNT_ADMIN),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    membership.refresh_from_db()
+    assert membership.role == Role.ACCOUNT_ADMIN
+    event = AuditEvent.objects.get(action="admin.change", object_type="membership")
+    assert event.actor == personas.operator
+    assert (event.enterprise, event.account) == (personas.ent_a, personas.acct_a1)
+    assert event.details["changes"] == {"role": ["agent", "account_admin"]}
+    assert event.details["via"] == "user: Agnes Agent"
+    assert event.ip_address == "127.0.0.1"
+    # The enterprise admin sees it in the enterprise's audit log.
+    log = client_for(personas, "ent_admin").get(f"/enterprises/{personas.ent_a.pk}/audit/")
+    assert "admin.change" in log.content.decode()
+    # Saving again with nothing changed writes no role row.
+    client.post(
+        f"/admin/accounts/user/{personas.agent.pk}/change/",
+        _membership_form(membership, Role.ACCOUNT_ADMIN),
+    )
+    assert AuditEvent.objects.filter(action="admin.change", object_type="membership").count() == 1
+
+
+def test_password_and_enterprise_changes_and_deletions_in_the_admin_are_audited(personas):
+    client = client_for(personas, "operator")
+    response = client.post(
+        f"/admin/accounts/user/{personas.outsider.pk}/password/",
+        {"password1": "a-new-long-passphrase-42", "password2": "a-new-long-passphrase-42",
+         "usable_password": "true"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event = AuditEvent.objects.get(action="admin.change", object_type="user")
+    assert "a-new-long-passphrase-42" not in str(event.details)
+    assert event.object_repr == "Oscar Outsider"
+
+    group = Group.objects.create(name="Reviewers")
+    response = client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    deleted = AuditEvent.objects.get(action="admin.delete")
+    assert (deleted.object_type, deleted.object_repr, deleted.actor) == (
+        "group",
+        "Reviewers",
+        personas.operator,
+    )
+
+
+def test_every_model_in_the_admin_is_audited():
+    from django.contrib import admin
+
+    from accounts.admin_audit import AuditedAdmin
+
+    unaudited = [
+        model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, AuditedAdmin)
+    ]
+    assert unaudited == []
