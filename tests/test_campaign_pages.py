@@ -1,5 +1,6 @@
-"""Campaign list and campaign page (issue 13, item 7): both are paginated, a bad page
-number gives a sensible page, and the list's query count does not grow with campaigns."""
+"""Heavy account pages, paginated (issue 13, item 7): the campaign list, a campaign's
+sub-campaigns and the Campaign Blacklists index show a page at a time, a bad page number
+gives a sensible page (never a 500), and the list's query count does not grow."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from campaigns.actions import do_create_campaign, do_save_sub_campaign
+from campaigns.blacklist_views import BLACKLISTS_PAGE_SIZE
+from campaigns.blacklists import do_create_blacklist
 from campaigns.models import Purpose, SubCampaign
 from campaigns.views import CAMPAIGNS_PAGE_SIZE, SUB_CAMPAIGNS_PAGE_SIZE, SUBS_PER_CAMPAIGN
 from tests.helpers import client_for
 
 LIST = "/a/acme-one/campaigns/"
-BAD_PAGES = ("x", "²", "1.5", "0", "-3", "999", "9" * 5000, "")
+# Not a number, a Unicode digit, not whole, past either end, too long to be a number, empty.
+FIRST_PAGE = ("x", "²", "1.5", "9" * 5000, "")
+LAST_PAGE = ("999", "0", "-3")
 
 
 def _subs(campaign, count: int) -> None:
@@ -28,52 +33,65 @@ def _rows(body: str, testid: str) -> int:
     return body.count(f'data-testid="{testid}"')
 
 
+def _check_pages(
+    client, url: str, testid: str, *, size: int, last: int, first_name: str, last_name: str
+) -> None:
+    """Page 1 has ``size`` rows and links to page 2; the last page has ``last`` rows; a
+    bad page number gives page 1 or the last page."""
+    first = client.get(url).content.decode()
+    assert _rows(first, testid) == size
+    assert "?page=2" in first and first_name in first and last_name not in first
+    second = client.get(url, {"page": "2"}).content.decode()
+    assert _rows(second, testid) == last and last_name in second
+    for bad in FIRST_PAGE + LAST_PAGE:
+        response = client.get(url, {"page": bad})
+        assert response.status_code == 200, bad
+        assert _rows(response.content.decode(), testid) == (last if bad in LAST_PAGE else size)
+
+
 def test_the_campaign_list_is_paginated(personas):
     with tenant_context(personas.acct_a1):
         for n in range(CAMPAIGNS_PAGE_SIZE + 2):
             do_create_campaign(name=f"Campaign {n:03d}")
-    client = client_for(personas, "agent")
-    first = client.get(LIST).content.decode()
-    assert _rows(first, "campaign-row") == CAMPAIGNS_PAGE_SIZE
-    assert "?page=2" in first and "Campaign 000" in first
-    assert f"Campaign {CAMPAIGNS_PAGE_SIZE:03d}" not in first
-    second = client.get(LIST, {"page": 2}).content.decode()
-    assert _rows(second, "campaign-row") == 2
-    assert f"Campaign {CAMPAIGNS_PAGE_SIZE + 1:03d}" in second
-
-
-def test_a_bad_page_number_gives_a_page_not_an_error(personas):
-    with tenant_context(personas.acct_a1):
-        campaign = do_create_campaign(name="Big one")
-        _subs(campaign, SUB_CAMPAIGNS_PAGE_SIZE + 1)
-        for n in range(CAMPAIGNS_PAGE_SIZE):
-            do_create_campaign(name=f"Campaign {n:03d}")
-    client = client_for(personas, "agent")
-    detail = f"/a/acme-one/campaigns/{campaign.pk}/"
-    for bad in BAD_PAGES:
-        last = bad in ("999", "0", "-3")  # past either end: the last page
-        listing = client.get(LIST, {"page": bad})
-        assert listing.status_code == 200, bad
-        assert _rows(listing.content.decode(), "campaign-row") == (
-            1 if last else CAMPAIGNS_PAGE_SIZE
-        ), bad
-        page = client.get(detail, {"page": bad})
-        assert page.status_code == 200, bad
-        expected = 1 if last else SUB_CAMPAIGNS_PAGE_SIZE
-        assert _rows(page.content.decode(), "sub-campaign-row") == expected, bad
+    _check_pages(
+        client_for(personas, "agent"),
+        LIST,
+        "campaign-row",
+        size=CAMPAIGNS_PAGE_SIZE,
+        last=2,
+        first_name="Campaign 000",
+        last_name=f"Campaign {CAMPAIGNS_PAGE_SIZE + 1:03d}",
+    )
 
 
 def test_the_campaign_page_paginates_its_sub_campaigns(personas):
     with tenant_context(personas.acct_a1):
         campaign = do_create_campaign(name="Many subs")
         _subs(campaign, SUB_CAMPAIGNS_PAGE_SIZE + 3)
-    client = client_for(personas, "agent")
-    url = f"/a/acme-one/campaigns/{campaign.pk}/"
-    first = client.get(url).content.decode()
-    assert _rows(first, "sub-campaign-row") == SUB_CAMPAIGNS_PAGE_SIZE
-    assert "?page=2" in first and "Sub 000" in first
-    second = client.get(url, {"page": "2"}).content.decode()
-    assert _rows(second, "sub-campaign-row") == 3 and "Sub 027" in second
+    _check_pages(
+        client_for(personas, "agent"),
+        f"/a/acme-one/campaigns/{campaign.pk}/",
+        "sub-campaign-row",
+        size=SUB_CAMPAIGNS_PAGE_SIZE,
+        last=3,
+        first_name="Sub 000",
+        last_name=f"Sub {SUB_CAMPAIGNS_PAGE_SIZE + 2:03d}",
+    )
+
+
+def test_the_blacklist_index_is_paginated(personas):
+    with tenant_context(personas.acct_a1):
+        for n in range(BLACKLISTS_PAGE_SIZE + 3):
+            do_create_blacklist(name=f"List {n:03d}")
+    _check_pages(
+        client_for(personas, "agent"),
+        "/a/acme-one/blacklists/",
+        "blacklist-row",
+        size=BLACKLISTS_PAGE_SIZE,
+        last=3,
+        first_name="List 000",
+        last_name=f"List {BLACKLISTS_PAGE_SIZE + 2:03d}",
+    )
 
 
 def test_the_list_shows_a_campaigns_first_subs_and_links_to_the_rest(personas):
