@@ -88,6 +88,42 @@ def env_code_map(name: str, default: str | object = _UNSET) -> dict[int, str]:
     return mapping
 
 
+# A production secret key: as long as Django's deploy check asks, and none of the values
+# that examples, templates and development set-ups ship with.
+SECRET_KEY_MIN_LENGTH = 50
+_PLACEHOLDER_KEYS = ("change-me", "changeme", "change_me", "replace-me", "your-secret-key")
+
+
+def secret_key_problem(value: str | None) -> str | None:
+    """Why ``value`` must not sign production sessions, or None when it is fit."""
+    if not value:
+        return "not set"
+    if value.startswith("django-insecure-") or any(
+        word in value.lower() for word in _PLACEHOLDER_KEYS
+    ):
+        return "a placeholder from an example or a template"
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        return f"{len(value)} characters long, fewer than {SECRET_KEY_MIN_LENGTH}"
+    if len(set(value)) < 5:
+        return "made of fewer than 5 different characters"
+    return None
+
+
+def env_secret_key(name: str = "SECRET_KEY", *, debug: bool) -> str:
+    """The secret key; with DEBUG off, a missing, short or known one stops the process."""
+    if debug:
+        return env_str(name)
+    value = os.environ.get(name)
+    problem = secret_key_problem(value)
+    if problem:
+        raise ImproperlyConfigured(
+            f"{name} is {problem}; with DEBUG=0 the portal refuses to start on it. Set {name} "
+            f"to a random value of at least {SECRET_KEY_MIN_LENGTH} characters, e.g. the output "
+            "of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    return value  # type: ignore[return-value]
+
+
 def env_choice(name: str, choices: tuple[str, ...], default: str | object = _UNSET) -> str:
     value = env_str(name, default)
     if value not in choices:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from enterprise_portal.env import secret_key_problem
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var"))
 PYTHON = sys.executable
@@ -175,6 +177,13 @@ def dev_secret_key() -> str:
     return path.read_text().strip()
 
 
+def throwaway_secret_key() -> None:
+    """Tests and benchmarks sign nothing worth keeping: unless the environment's SECRET_KEY is
+    one settings accept with DEBUG off, a random one for this process and those it starts."""
+    if secret_key_problem(os.environ.get("SECRET_KEY")):
+        os.environ["SECRET_KEY"] = "test-" + secrets.token_urlsafe(50)
+
+
 def manage(*args: str, check: bool = True) -> int:
     return subprocess.run(
         [PYTHON, str(ROOT / "manage.py"), *args], cwd=ROOT, check=check
@@ -255,7 +264,7 @@ def cmd_run() -> int:
 
 
 def cmd_test(pytest_args: list[str]) -> int:
-    os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(32))
+    throwaway_secret_key()
     os.environ.setdefault("PORTAL_VAR_DIR", str(VAR))
     ruff = shutil.which("ruff", path=str(Path(PYTHON).parent)) or "ruff"
     if os.environ.get("PORTAL_SKIP_LINT"):  # quicker loops while developing; CI never sets it

@@ -3,6 +3,7 @@
 import hashlib
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 from enterprise_portal.env import (
@@ -13,6 +14,7 @@ from enterprise_portal.env import (
     env_int,
     env_list,
     env_networks,
+    env_secret_key,
     env_str,
     redis_url_with_db,
 )
@@ -21,7 +23,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY")
+# With DEBUG off, a missing, short or known key stops the process (enterprise_portal.env).
+SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://localhost:8000").rstrip("/")
@@ -41,6 +44,7 @@ SHARED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "ninja",  # its Swagger UI files, served by the app
+    "csp",  # its system checks
     "api",
 ]
 TENANT_APPS = [
@@ -68,6 +72,7 @@ MIDDLEWARE = [
     # before the view; its process_view then applies the enterprise's zone and language.
     "enterprise_portal.middleware.EnterpriseContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before tenant routing, so an unknown account's 404 page is in the visitor's language.
     "django.middleware.locale.LocaleMiddleware",
@@ -138,13 +143,51 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Password-reset requests per address and per client address, per window.
+PASSWORD_RESET_EMAIL_LIMIT = env_int("PASSWORD_RESET_EMAIL_LIMIT", 3, minimum=1)
+PASSWORD_RESET_IP_LIMIT = env_int("PASSWORD_RESET_IP_LIMIT", 20, minimum=1)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=1)
+# Reverse proxies in front of the portal that append to X-Forwarded-For (nginx, a load
+# balancer): the client is the address the outermost of them saw. 0: REMOTE_ADDR is the
+# client (no proxy; any X-Forwarded-For is the client's own claim and ignored).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+# --- HTTPS. Cookies are Secure unless DEBUG (SECURE_COOKIES=0 for plain-http trials);
+# HSTS, the redirect to https and trusting the proxy's X-Forwarded-Proto are opt-in here
+# and on in docker-compose.yml, which expects a TLS-terminating proxy in front.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Machine callers that may speak plain http inside the deployment's network: load-balancer
+# health checks and Kannel's reports and replies (signed or keyed, and IP-filtered). A
+# redirect would not protect them (the request has already crossed the wire) and Kannel
+# does not follow it.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^carrier/", r"^a/[^/]+/carrier/"]
+if env_bool("PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets this header on every request (and strips the client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts and styles only from our own static files: no inline code or style attributes
+# (templates use classes and data-* attributes read by static/js). Fetches, fonts and
+# recordings fall under default-src; data: images are Bootstrap's and Swagger UI's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Email (password reset now; email campaigns later).
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

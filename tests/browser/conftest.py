@@ -34,8 +34,24 @@ def page(browser, live_server_url):
     context = browser.new_context(base_url=live_server_url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    refused = csp_violations(page)
     yield page
     context.close()
+    # The policy refuses inline code and style silently for the user: a journey that passed
+    # with a refusal on the way still fails.
+    assert refused == [], "Content-Security-Policy violations:\n" + "\n".join(refused)
+
+
+def csp_violations(page) -> list[str]:
+    """Every Content-Security-Policy refusal the browser reports on ``page`` from now on."""
+    refused: list[str] = []
+
+    def console(message) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(f"{page.url}: {message.text}")
+
+    page.on("console", console)
+    return refused
 
 
 @pytest.fixture
