@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -21,9 +23,25 @@ from accounts.models import (
 
 
 def client_ip(request) -> str | None:
+    """The address of whoever sent the request: for throttles and the audit log alike.
+    Behind TRUSTED_PROXY_COUNT proxies, each appending its peer to X-Forwarded-For, the
+    client is the entry the outermost proxy wrote: that many from the right. Entries
+    further left are the client's own claims; a header too short or not an address means
+    the request did not come through the proxies, so REMOTE_ADDR stands."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    remote = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if not proxies:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < proxies:
+        return remote
+    candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
 
 
 def audit(

@@ -63,16 +63,48 @@ def record_failure(email: str, ip: str | None) -> None:
 
 def _record_failure(email: str, ip: str | None) -> None:
     for key, _limit in _keys(email, ip):
-        if cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS):
-            continue
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        _count(key, settings.LOGIN_LOCKOUT_SECONDS)
+
+
+def _count(key: str, seconds: int) -> int:
+    """One more in a counter that lives ``seconds`` from its first count; the new total."""
+    if cache.add(key, 1, timeout=seconds):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=seconds)
+        return 1
 
 
 def reset(email: str, ip: str | None = None) -> None:
+    """A successful sign-in or a completed reset: that user's counts start again, the
+    reset requests' included (and the client's, if given)."""
+    keys = [key for key, _limit in _keys(email, ip)] + [f"reset-requests:{_identity(email)}"]
+    if ip:
+        keys.append(f"reset-requests:ip:{ip}")
     try:
-        cache.delete_many([key for key, _limit in _keys(email, ip)])
+        cache.delete_many(keys)
     except Exception:  # noqa: BLE001
         logger.warning("Login throttle unavailable (cache down); counters not reset")
+
+
+# Password-reset requests: each sends an email, so an address (or a client) cannot ask
+# for more than a few an hour. Over the address's limit the request is answered as usual
+# and nothing is sent (whether an address has a user is not told); over the client's
+# limit the form says to wait.
+
+
+def reset_request_allowed(email: str, ip: str | None) -> tuple[bool, bool]:
+    """Counts one reset request; (this address may get an email, this client may ask)."""
+    window = settings.PASSWORD_RESET_WINDOW_SECONDS
+    try:
+        by_email = _count(f"reset-requests:{_identity(email)}", window)
+        by_ip = _count(f"reset-requests:ip:{ip}", window) if ip else 0
+    except Exception:  # noqa: BLE001 - as sign-in: a cache outage does not stop resets
+        logger.warning("Reset throttle unavailable (cache down); not enforcing it")
+        return True, True
+    return (
+        by_email <= settings.PASSWORD_RESET_EMAIL_LIMIT,
+        by_ip <= settings.PASSWORD_RESET_IP_LIMIT,
+    )

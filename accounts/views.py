@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import zoneinfo
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -10,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import throttle
@@ -22,7 +25,7 @@ from accounts.access import (
     mark_signed_in,
     needs_sign_in,
 )
-from accounts.actions import do_sign_in_to_account
+from accounts.actions import client_ip, do_sign_in_to_account
 from accounts.forms import AuditFilterForm, ThrottledLoginForm
 from accounts.models import AuditEvent, Membership, Role
 from accounts.urls_helpers import account_url
@@ -37,9 +40,28 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, with links built from PORTAL_BASE_URL (never from the request's
+    Host, which whoever asks controls) and a limit per address and per client."""
+
     success_url = reverse_lazy("accounts:password_reset_done")
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        email_ok, client_ok = throttle.reset_request_allowed(
+            form.cleaned_data["email"], client_ip(self.request)
+        )
+        if not client_ok:
+            form.add_error(
+                None,
+                _("Too many password reset requests from your address. Try again in an hour."),
+            )
+            return self.form_invalid(form)
+        if not email_ok:  # answered as usual: whether the address has a user is not told
+            return HttpResponseRedirect(self.get_success_url())
+        base = urlsplit(settings.PORTAL_BASE_URL)
+        self.extra_email_context = {"protocol": base.scheme, "domain": base.netloc}
+        return super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

@@ -271,6 +271,70 @@ def test_password_reset_for_unknown_email_looks_the_same_and_sends_nothing(perso
     assert len(mailoutbox) == 0
 
 
+def test_reset_links_come_from_portal_base_url_not_the_host_header(personas, mailoutbox, settings):
+    settings.PORTAL_BASE_URL = "https://portal.example.com"
+    settings.ALLOWED_HOSTS = ["*"]
+    Client().post("/password/reset/", {"email": personas.agent.email}, HTTP_HOST="evil.test")
+    body = mailoutbox[0].body
+    assert "https://portal.example.com/password/reset/" in body
+    assert "evil.test" not in body
+
+
+def test_reset_requests_are_limited_per_address_and_per_client(personas, mailoutbox, settings):
+    settings.PASSWORD_RESET_EMAIL_LIMIT = 2
+    settings.PASSWORD_RESET_IP_LIMIT = 4
+    for _ in range(3):
+        answer = Client().post("/password/reset/", {"email": personas.agent.email}, follow=True)
+        assert answer.redirect_chain == [("/password/reset/sent/", 302)]
+    # The third looked the same and sent nothing: an address gets at most 2 an hour.
+    assert len(mailoutbox) == 2
+    # Another address from the same client: its first goes out, then the client's limit.
+    Client().post("/password/reset/", {"email": personas.acct_admin.email})
+    assert len(mailoutbox) == 3
+    refused = Client().post("/password/reset/", {"email": personas.ent_admin.email})
+    assert refused.status_code == 200
+    assert "Too many password reset requests from your address" in refused.content.decode()
+    assert len(mailoutbox) == 3
+    # From another client (behind the trusted proxy), the address may ask again.
+    settings.TRUSTED_PROXY_COUNT = 1
+    other = Client(HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert other.post("/password/reset/", {"email": personas.ent_admin.email}).status_code == 302
+    assert len(mailoutbox) == 4
+    throttle.reset(personas.ent_admin.email, "198.51.100.7")
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "seen"),
+    [
+        (0, "203.0.113.9", IP),  # no proxy: the header is the client's own claim
+        (1, "203.0.113.9", "203.0.113.9"),
+        (1, "10.9.9.9, 203.0.113.9", "203.0.113.9"),  # a spoofed entry on the left
+        (2, "10.9.9.9, 203.0.113.9, 192.0.2.1", "203.0.113.9"),
+        (2, "203.0.113.9", IP),  # shorter than the proxies: not through them
+        (1, "not-an-address", IP),
+        (1, "2001:DB8::1", "2001:db8::1"),
+    ],
+)
+def test_the_client_address_behind_trusted_proxies_is_used_by_audit_and_throttle(
+    personas, settings, proxies, forwarded, seen
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    settings.LOGIN_FAILURE_LIMIT = 1  # the address's own limit: 4 failures
+    client = Client(HTTP_X_FORWARDED_FOR=forwarded)
+    for _ in range(4):
+        _login(client, UNKNOWN_EMAIL + str(_), "not-the-password")
+    event = AuditEvent.objects.filter(action="auth.sign_in_failed").first()
+    assert event.ip_address == seen
+    # That address is now locked out; with a proxy, another client behind it is not.
+    assert LOCKED_OUT in _login(client, personas.agent.email, PASSWORD).content.decode()
+    if seen != IP:
+        elsewhere = Client(HTTP_X_FORWARDED_FOR="198.51.100.99")
+        assert _login(elsewhere, personas.agent.email, PASSWORD).status_code == 302
+    for n in range(4):
+        throttle.reset(UNKNOWN_EMAIL + str(n), seen)
+    throttle.reset(personas.agent.email, "198.51.100.99")
+
+
 def test_password_reset_lifts_a_lockout(personas, mailoutbox):
     user = personas.ent_admin
     for _attempt in range(settings.LOGIN_FAILURE_LIMIT):
