@@ -39,16 +39,12 @@ devices/s or more; single decision p99 at most 10 ms; 1,000-device batch p95 at 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import datetime as dt
 import io
 import json
 import os
 import pstats
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,28 +52,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import ROOT, django_on_bench_db, emit, machine, percentile, summary_ms
+from _harness import (
+    children,
+    cpu_model,
+    cpu_seconds,
+    django_on_bench_db,
+    emit,
+    machine,
+    percentile,
+    phone,
+    phones,
+    start_gunicorn,
+    stop,
+    summary_ms,
+)
 
 ALL_ENTERPRISE = ["trace:read", "devices:write", "blacklists:write", "decisions:read"]
-AREAS = ["713", "212", "415", "312", "617", "305", "206", "404"]
-EXCHANGES = [e for e in range(201, 1000) if e % 100 != 11 and e != 555]
 BULK = 10_000
 BATCH = 1_000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_LIMIT = 1.0
 WAIT_BUDGET = 240.0  # seconds of waiting for a quiet machine, in all
-
-
-def phone(n: int) -> str:
-    """The n-th bench device: a valid US number in E.164, distinct for each n < 6.3 M."""
-    area = AREAS[n % len(AREAS)]
-    rest = n // len(AREAS)
-    exchange = EXCHANGES[(rest // 10_000) % len(EXCHANGES)]
-    return f"+1{area}{exchange}{rest % 10_000:04d}"
-
-
-def phones(start: int, count: int) -> list[str]:
-    return [phone(n) for n in range(start, start + count)]
 
 
 # --- the machine --------------------------------------------------------------------------------
@@ -103,70 +97,12 @@ class Quiet:
         print(f"[bench] {phase}: load {os.getloadavg()[0]:.2f} after {waited:.0f} s", flush=True)
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return ""
-
-
-def children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
-
-
 # --- gunicorn and the client --------------------------------------------------------------------
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_gunicorn(run_dir: Path) -> tuple[subprocess.Popen, int]:
-    port = free_tcp_port()
+def start_api_server(run_dir: Path) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "API_RATE_LIMIT": "0", "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "0"}
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    log = open(run_dir / "gunicorn.log", "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(
-        [gunicorn, "enterprise_portal.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while len(children(proc.pid)) < 2 or not _listening(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start; see {run_dir / 'gunicorn.log'}")
-        time.sleep(0.2)
-    return proc, port
-
-
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return start_gunicorn(run_dir, workers=2, env=env, args=["--timeout", "120"])
 
 
 class Api:
@@ -493,7 +429,7 @@ def main() -> None:
                     "load_1m_at_start": round(os.getloadavg()[0], 2)}  # fmt: skip
     with django_on_bench_db():
         enterprise, account, admin, secret = set_up()
-        proc, port = start_gunicorn(run_dir)
+        proc, port = start_api_server(run_dir)
         try:
             api = Api(port, secret)
             workers = children(proc.pid)

@@ -34,11 +34,7 @@ import contextlib
 import datetime as dt
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,35 +42,22 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import ROOT, django_on_bench_db, emit, machine
+from _harness import (
+    children,
+    cpu_by_pid,
+    cpu_model,
+    cpu_seconds,
+    django_on_bench_db,
+    emit,
+    machine,
+    machine_busy,
+    start_gunicorn,
+    stop,
+)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CALLER = "+17135550000"
 SECRET = "bench-channels-dlr-secret"  # noqa: S105 - a throwaway gateway on 127.0.0.1
 CHANNELS = 4
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return ""
-
-
-def cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each of these processes, in seconds."""
-    found = {}
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            found[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    return sum(cpu_by_pid(pids).values())
 
 
 # --- accounts, sub-campaigns and the dialer, driven here ----------------------------------------
@@ -349,29 +332,12 @@ def voice_baseline(account, attempts: int) -> dict:
 # --- Kannel -------------------------------------------------------------------------------------
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_portal(run_dir: Path, env: dict, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_tcp_port()
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    log = open(run_dir / "gunicorn.log", "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(
-        [gunicorn, "enterprise_portal.wsgi", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--access-logfile", str(run_dir / "dlr-access.log"),
-         "--access-logformat", '%(s)s "%(r)s"', "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    proc, port = start_gunicorn(
+        run_dir, workers=workers, env=env,
+        args=["--access-logfile", str(run_dir / "dlr-access.log"),
+              "--access-logformat", '%(s)s "%(r)s"'],
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start; see {run_dir / 'gunicorn.log'}")
-        time.sleep(0.1)
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -422,7 +388,7 @@ def sms_set(account, texts: int, senders: int, workers: int, run_dir: Path) -> d
             drive(account, warm, seconds=60)
             _wait_final(account, warm, 20, 30)
             components = {  # looked up again at the end: backends come and go
-                "gunicorn": lambda: [portal.pid, *_children(portal.pid)],
+                "gunicorn": lambda: [portal.pid, *children(portal.pid)],
                 **{name: lambda p=proc.pid: [p] for name, proc in stack.procs.items()},
                 "postgres": lambda: _by_name("postgres"),
                 "redis": lambda: _by_name("redis-server"),
@@ -450,7 +416,7 @@ def sms_set(account, texts: int, senders: int, workers: int, run_dir: Path) -> d
         if stack is not None:
             stack.stop()
         if portal is not None:
-            _stop(portal)
+            stop(portal, wait=15)
     dlrs = dlr_requests(run_dir)
     return {
         "sms_texts": texts,
@@ -517,34 +483,6 @@ def _by_name(name: str) -> list[int]:
                 if (entry / "comm").read_text().strip() == name:
                     found.append(int(entry.name))
     return found
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 # --- main ---------------------------------------------------------------------------------------

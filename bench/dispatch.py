@@ -13,38 +13,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 
-from _harness import ROOT, django_on_bench_db, emit, machine, percentile
-
-
-def _start(kind: str, env: dict, log_dir: str) -> subprocess.Popen:
-    args = {
-        "worker": ["worker", "--concurrency", "2", "--without-gossip", "--without-mingle",
-                   "--loglevel", "WARNING", "-n", f"bench-{os.getpid()}@%h"],
-        "beat": ["beat", "--loglevel", "WARNING",
-                 "--schedule", os.path.join(log_dir, "beat-schedule")],
-    }[kind]  # fmt: skip
-    log = open(os.path.join(log_dir, f"{kind}.log"), "w")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "enterprise_portal", *args],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-
-
-def _stop(procs) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+from _harness import django_on_bench_db, emit, machine, percentile, start_celery, stop
 
 
 def run_phase(label: str, contacts: int, chunk: int, offset: int) -> dict:
@@ -83,7 +55,7 @@ def run_phase(label: str, contacts: int, chunk: int, offset: int) -> dict:
     env = {**os.environ, "ATTEMPT_TASK_CHUNK": str(chunk), "DISPATCH_BATCH_SIZE": "2000",
            "DISPATCH_INTERVAL_SECONDS": "1", "SIMULATOR_REPLY_PERCENT": "0"}  # fmt: skip
     log_dir = tempfile.mkdtemp(prefix=f"bench-dispatch-{label}-")
-    procs = [_start("worker", env, log_dir), _start("beat", env, log_dir)]
+    procs = [start_celery("worker", env, log_dir), start_celery("beat", env, log_dir)]
     try:
         time.sleep(4)  # worker and beat up
         with tenant_context(account):
@@ -99,7 +71,7 @@ def run_phase(label: str, contacts: int, chunk: int, offset: int) -> dict:
                 time.sleep(0.25)
             finished = time.time()
     finally:
-        _stop(procs)
+        stop(*procs)
         ActiveSubCampaign.objects.filter(account=account).delete()
     rows = Attempt.objects.filter(account_id=account.pk).values_list("attempted_at", "completed_at")
     authorised = [(a.timestamp() - started) for a, _ in rows]
