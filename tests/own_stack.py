@@ -85,12 +85,15 @@ class OwnPostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_process(kind: str, env: dict, log_dir: Path, *, port: int = 0) -> subprocess.Popen:
-    """A worker (2 prefork processes), beat, or gunicorn (one process, four threads), in
-    a session of its own so that stop_processes ends it with its children."""
+def start_process(
+    kind: str, env: dict, log_dir: Path, *, port: int = 0, concurrency: int = 2
+) -> subprocess.Popen:
+    """A worker (``concurrency`` prefork processes), beat, or gunicorn on ``port`` (one
+    process, four threads), logging to ``log_dir``/<kind>.log, in a session of its own so
+    that stop_processes ends it with its children."""
     args = {
         "worker": ["-m", "celery", "-A", "enterprise_portal", "worker", "--loglevel", "INFO",
-                   "--concurrency", "2", "--without-gossip", "--without-mingle",
+                   "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
                    "-n", f"own-{uuid.uuid4().hex[:6]}@%h"],
         "beat": ["-m", "celery", "-A", "enterprise_portal", "beat", "--loglevel", "INFO",
                  "--schedule", str(log_dir / "beat-schedule")],

@@ -36,6 +36,7 @@ from psycopg import sql
 
 from enterprise_portal.launcher import embedded_redis, free_port
 from tests.conftest import ARTIFACTS
+from tests.helpers import wait_for
 from tests.own_stack import PASSWORD, OwnPostgres, run_seed, start_process, stop_processes
 
 DEVICES = 2000
@@ -111,16 +112,6 @@ def _progress(url: str, seed: dict) -> dict[str, int] | None:
 
 def _settled(progress: dict | None) -> bool:
     return progress is not None and not progress.get("pending") and not progress.get("dialing")
-
-
-def _wait(check, seconds: float, message: str, interval: float = 0.25):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(interval)
-    raise AssertionError(message)
 
 
 def _worker_database_errors(log_text: str) -> list[float]:
@@ -203,7 +194,7 @@ def test_postgres_restart_mid_dispatch_loses_nothing_dials_nothing_twice_and_res
         web_port = free_port()
         procs.append(start_process("web", env, logs, port=web_port))
         visitor = Visitor(f"http://127.0.0.1:{web_port}")
-        _wait(lambda: _get_status(visitor, "/healthz") == 200, 60, "gunicorn answered")
+        assert wait_for(lambda: _get_status(visitor, "/healthz") == 200, 60), "gunicorn is up"
         visitor.sign_in(seed["admin"])
         page = f"/a/{seed['slug']}/sub-campaigns/{seed['sub_campaign_id']}/"
         api = {"headers": {"Authorization": f"Bearer {seed['api_key']}"}}
@@ -213,12 +204,12 @@ def test_postgres_restart_mid_dispatch_loses_nothing_dials_nothing_twice_and_res
         timeline = Timeline()
         timeline.now(f"worker and beat started; {DEVICES} devices, {PACING_PER_MINUTE}/min")
         procs += [start_process("worker", env, logs), start_process("beat", env, logs)]
-        _wait(lambda: (_progress(url, seed) or {}).get("recorded"), 60, "dialling started")
+        assert wait_for(lambda: (_progress(url, seed) or {}).get("recorded"), 60), "dialling"
         timeline.now("first attempt recorded")
-        before = _wait(
-            lambda: (p := _progress(url, seed)) and p["recorded"] >= DEVICES // 2 and p,
-            120, "half the devices were dialled",
-        )  # fmt: skip
+        before = wait_for(
+            lambda: (p := _progress(url, seed)) and p["recorded"] >= DEVICES // 2 and p, 120
+        )
+        assert before, f"half the devices were dialled: {_progress(url, seed)}"
         stopped = timeline.now(f"PostgreSQL stopping (fast); {before['recorded']} recorded")
         pg.stop()
         timeline.now("PostgreSQL stopped")
@@ -239,18 +230,18 @@ def test_postgres_restart_mid_dispatch_loses_nothing_dials_nothing_twice_and_res
         time.sleep(max(0.0, stopped + DOWN_SECONDS - time.time()))
         pg.start()
         restarted = timeline.now(f"PostgreSQL started again after {time.time() - stopped:.0f} s")
-        first = _wait(lambda: _progress(url, seed), 30, "the database answers again")
+        first = wait_for(lambda: _progress(url, seed), 30)
+        assert first, "the database answers again"
         timeline.now(f"first read after the restart: {first['recorded']} recorded")
-        resumed = _wait(
-            lambda: (p := _progress(url, seed)) and p["recorded"] > first["recorded"] and p,
-            60, "dispatch resumed by itself",
-        )  # fmt: skip
+        resumed = wait_for(
+            lambda: (p := _progress(url, seed)) and p["recorded"] > first["recorded"] and p, 60
+        )
+        assert resumed, "dispatch resumed by itself"
         resumed_at = timeline.now(f"dispatch resumed: {resumed['recorded']} recorded")
-        final = _wait(
-            lambda: _settled(p := _progress(url, seed)) and p,
-            FINISH_WITHIN_SECONDS, f"every device settled within {FINISH_WITHIN_SECONDS} s",
-            interval=0.5,
-        )  # fmt: skip
+        final = wait_for(lambda: _settled(p := _progress(url, seed)) and p, FINISH_WITHIN_SECONDS)
+        assert final, (
+            f"every device settled within {FINISH_WITHIN_SECONDS} s: {_progress(url, seed)}"
+        )
         finished = timeline.now(f"every device settled: {final}")
         assert visitor.request("GET", page).status == 200, "the session outlived the outage"
 

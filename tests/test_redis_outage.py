@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from contextlib import ExitStack
@@ -19,23 +17,10 @@ from accounts.models import Role, User
 from devices.models import Attempt
 from enterprise_portal.launcher import embedded_redis, free_port
 from tests import factories
-from tests.conftest import ARTIFACTS, PASSWORD, ROOT, _test_database_url
+from tests.conftest import ARTIFACTS, PASSWORD, _test_database_url
+from tests.own_stack import start_process, stop_processes
 
 pytestmark = pytest.mark.worker
-
-
-def _start(kind: str, env: dict) -> subprocess.Popen:
-    extra = {
-        "worker": ["--concurrency", "1", "--without-gossip", "--without-mingle",
-                   "-n", f"outage-{uuid.uuid4().hex[:6]}@%h"],
-        "beat": ["--schedule", str(ARTIFACTS / f"outage-beat-{uuid.uuid4().hex[:6]}")],
-    }[kind]  # fmt: skip
-    log = open(ARTIFACTS / f"outage-{kind}.log", "a")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "enterprise_portal", kind, "--loglevel", "INFO",
-         *extra],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
 
 
 def _wait_for(predicate, timeout: float, message: str):
@@ -71,7 +56,10 @@ def test_redis_outage_stops_dialling_keeps_pages_and_resumes(
     procs = []
     with ExitStack() as stack:
         stack.enter_context(embedded_redis(tmp_path / "r1", persistent=False, port=port))
-        procs += [_start("worker", env), _start("beat", env)]
+        logs = ARTIFACTS / "redis-outage"
+        logs.mkdir(parents=True, exist_ok=True)
+        procs += [start_process("worker", env, logs, concurrency=1),
+                  start_process("beat", env, logs)]  # fmt: skip
         try:
             _wait_for(lambda: rows.count() >= 5, 60, "dialling started")
         except AssertionError:
@@ -109,11 +97,4 @@ def test_redis_outage_stops_dialling_keeps_pages_and_resumes(
                 lambda: rows.count() > before + 3, 90, "dispatch resumed after Redis returned"
             )
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_processes(procs)
