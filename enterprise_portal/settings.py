@@ -72,7 +72,8 @@ MIDDLEWARE = [
     # before the view; its process_view then applies the enterprise's zone and language.
     "enterprise_portal.middleware.EnterpriseContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp, with inline styles allowed in the admin only (its templates have some).
+    "enterprise_portal.content_security.PortalCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before tenant routing, so an unknown account's 404 page is in the visitor's language.
     "django.middleware.locale.LocaleMiddleware",
@@ -176,6 +177,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Scripts and styles only from our own static files: no inline code or style attributes
 # (templates use classes and data-* attributes read by static/js). Fetches, fonts and
 # recordings fall under default-src; data: images are Bootstrap's and Swagger UI's icons.
+# The admin also allows inline styles (enterprise_portal.content_security).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

@@ -241,6 +241,12 @@ def test_pages_carry_a_strict_content_security_policy(client, personas, path):
     assert "unsafe" not in response["Content-Security-Policy"]
 
 
+def test_only_the_admin_allows_inline_styles_and_never_inline_scripts(client, personas):
+    admin = _policy(client.get("/admin/login/"))
+    assert admin == POLICY | {"style-src": "'self' 'unsafe-inline'"}
+    assert _policy(client.get("/administration/")) == POLICY  # a 404 outside the admin
+
+
 def test_the_server_error_page_has_no_inline_style():
     from django.template import loader
 

@@ -1,7 +1,8 @@
 """Under the strict Content-Security-Policy (no inline code or style), what used to be
 inline still works from static/js: the API's Swagger page renders, a removal asks before
-it removes, the language switcher switches, a progress bar shows its width. The ``page``
-fixture fails any journey during which the browser refused something."""
+it removes, the language switcher switches, a progress bar shows its width; the platform
+admin renders. The ``page`` fixture fails any journey during which the browser refused
+something."""
 
 import datetime as dt
 import uuid
@@ -97,3 +98,13 @@ def test_confirmations_language_switch_and_progress_bars_work_from_static_js(pag
     box = page.locator(".progress").bounding_box()
     width = bar.bounding_box()["width"]
     assert abs(width - 0.4 * box["width"]) < 2, (width, box["width"])
+
+
+def test_the_platform_admin_renders_under_its_policy(page, committed):
+    sign_in(page, "operator@platform.test", PASSWORD)
+    page.goto("/admin/")
+    expect(page.get_by_role("link", name="Enterprises", exact=True)).to_be_visible()
+    page.goto("/admin/accounts/enterprise/")
+    expect(page.locator("#result_list")).to_contain_text("Acme Test")
+    page.get_by_role("link", name="Acme Test").click()
+    expect(page.locator("input[name=name]")).to_have_value("Acme Test")
