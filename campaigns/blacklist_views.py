@@ -107,16 +107,15 @@ def _entries(blacklist: Blacklist, query: str, region: str):
 
 @account_view(roles=ALL_ROLES)
 @require_http_methods(["GET", "POST"])
+@uploads.accepts_upload(
+    upload_limit_bytes, back=lambda request, blacklist_id: request.path + "#imports"
+)
 def blacklist_detail(request, blacklist_id):
     blacklist = get_blacklist_for(request.account_access, blacklist_id)
     can_manage = request.account_access.is_admin
     region, zone = _region_and_zone()
-    if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied
-        if uploads.declared_too_large(request, upload_limit_bytes()):  # before reading it
-            messages.error(request, uploads.declared_message(upload_limit_bytes()))
-            return HttpResponseRedirect(_here("account:blacklist", blacklist.pk) + "#imports")
+    if request.method == "POST" and not can_manage:
+        raise PermissionDenied
     action = request.POST.get("action") if request.method == "POST" else None
     entry_form = EntryForm(request.POST if action == "add" else None, region=region, time_zone=zone)
     edit_form = BlacklistForm(request.POST if action == "edit" else None, instance=blacklist)

@@ -253,13 +253,16 @@ def account_recording_delete(request, attempt_id):
 
 @account_view(roles=ADMIN_ROLES)
 @require_POST
+@uploads.accepts_upload(
+    voice_messages.MAX_BYTES,
+    back=lambda request, sub_campaign_id: (
+        _here("account:sub_campaign", sub_campaign_id) + "#settings"
+    ),
+)
 def sub_campaign_voice_message(request, sub_campaign_id):
     """Upload (or replace) the message a voice sub-campaign plays when the person answers."""
     sub = get_sub_campaign_for(request.account_access, sub_campaign_id)
     back = _here("account:sub_campaign", sub.pk) + "#settings"
-    if uploads.declared_too_large(request, voice_messages.MAX_BYTES):  # before reading it
-        messages.error(request, uploads.declared_message(voice_messages.MAX_BYTES))
-        return HttpResponseRedirect(back)
     form = VoiceMessageForm(request.POST, request.FILES)
     if sub.channel != Channel.VOICE:
         messages.error(request, _("Only voice sub-campaigns play a message."))

@@ -22,14 +22,12 @@ PAGE_SIZE = 50
 
 @account_view(roles=ALL_ROLES)
 @require_http_methods(["GET", "POST"])
+@uploads.accepts_upload(upload_limit_bytes)
 def list_index(request):
     form = None
     if request.account_access.is_admin:
         form = UploadForm()
         if request.method == "POST":
-            if uploads.declared_too_large(request, upload_limit_bytes()):  # before reading
-                messages.error(request, uploads.declared_message(upload_limit_bytes()))
-                return HttpResponseRedirect(account_url(connection.tenant, "account:lists"))
             form = UploadForm(request.POST, request.FILES)
             if form.is_valid():
                 contact_list = do_upload_contact_list(

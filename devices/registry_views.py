@@ -111,14 +111,11 @@ def _rows(now) -> list[dict]:
 
 @operator_view
 @require_http_methods(["GET", "POST"])
+@uploads.accepts_upload(uploads.megabytes(MAX_UPLOAD_MB), hint=upload_hint)
 def registry_index(request):
     now = timezone.now()
     upload = UploadForm()
     if request.method == "POST":
-        limit = uploads.megabytes(MAX_UPLOAD_MB)
-        if uploads.declared_too_large(request, limit):  # before the body is read
-            messages.error(request, uploads.declared_message(limit, upload_hint()))
-            return HttpResponseRedirect(reverse("registries:index"))
         upload = UploadForm(request.POST, request.FILES)
         if upload.is_valid():
             try:

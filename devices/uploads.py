@@ -1,9 +1,12 @@
 """The one upload pipeline: every file a person sends us (contact lists, campaign
 blacklists, device settings, national registries) goes through these steps.
 
-1. **Size, before reading.** ``declared_too_large`` reads the request's CONTENT_LENGTH
-   before Django reads the body (so a 110 MB post is refused without being spooled to
-   disk); ``check_size`` checks the file itself, with the same message.
+1. **Size, before reading.** A view that takes a file says so with ``accepts_upload``;
+   the request-body middleware (enterprise_portal.middleware.RequestBodyLimitMiddleware)
+   compares the declared CONTENT_LENGTH with that limit before anything, the CSRF check
+   included, reads the body (so a 110 MB post is refused without being spooled to disk),
+   and every other view gets the small form limit. ``check_size`` checks the file
+   itself, with the same message.
 2. **Private storage.** ``store`` saves under ``uploads/<schema>/<kind>-<uuid><ext>``:
    unguessable, per account, never served by any URL; ``discard`` removes it once
    imported (or when the job could not be created).
@@ -31,6 +34,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from django.core.exceptions import ValidationError
@@ -80,14 +84,32 @@ def _split_hint() -> str:
     return _("Split the file and upload the parts.")
 
 
-def declared_too_large(request, limit_bytes: int) -> bool:
-    """Whether the request says it carries more than the limit allows: checked before
-    anything reads the body."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return False
-    return declared > limit_bytes + MULTIPART_OVERHEAD
+@dataclass(frozen=True)
+class UploadPolicy:
+    """What a view that takes a file accepts: a limit in bytes (or a callable giving it,
+    for limits that are settings), the hint shown with a refusal, and where a refused
+    request goes back to (by default the page it was posted to)."""
+
+    limit: int | Callable[[], int]
+    hint: Callable[[], str] | None = None
+    back: Callable[..., str] | None = None
+
+    def limit_bytes(self) -> int:
+        return self.limit() if callable(self.limit) else self.limit
+
+    def message(self) -> str:
+        return declared_message(self.limit_bytes(), self.hint() if self.hint else "")
+
+
+def accepts_upload(limit, *, hint=None, back=None):
+    """Marks a view that takes a file of at most ``limit`` bytes (see UploadPolicy). The
+    mark travels up through the access decorators (functools.wraps copies it)."""
+
+    def decorate(view):
+        view.upload_policy = UploadPolicy(limit, hint, back)
+        return view
+
+    return decorate
 
 
 def check_size(size_bytes: int, limit_bytes: int, hint: str = "") -> None:

@@ -407,12 +407,10 @@ def device_setting_expiry(request, enterprise, pk: int):
 
 @enterprise_view
 @require_http_methods(["GET", "POST"])
+@uploads.accepts_upload(MAX_IMPORT_BYTES)
 def device_settings_import(request, enterprise):
     """Many blocks from a CSV file: bad lines reported by number, good lines saved."""
     posted = request.method == "POST"
-    if posted and uploads.declared_too_large(request, MAX_IMPORT_BYTES):  # before reading
-        messages.error(request, uploads.declared_message(MAX_IMPORT_BYTES))
-        return HttpResponseRedirect(reverse("devices:device_import", args=[enterprise.pk]))
     form = SettingImportForm(request.POST, request.FILES) if posted else SettingImportForm()
     if posted and form.is_valid():
         upload = form.cleaned_data["file"]

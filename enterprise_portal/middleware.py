@@ -1,17 +1,23 @@
 """Per-request enterprise context (its time zone, and its language until the user picks
-one), requests refused before routing, and the 503 answered while the database is down."""
+one), requests refused before routing, request bodies capped before anything reads them,
+and the 503 answered while the database is down."""
 
+import os
 import sys
+import tempfile
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.contrib import messages
+from django.core.handlers.wsgi import LimitedStream
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.views import defaults
 
 from accounts.access import enterprises_for_user
 from accounts.outages import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
-from api.problems import NUL_DETAIL, unavailable_response
+from api.problems import NUL_DETAIL, problem_response, unavailable_response
+from devices import uploads
 
 
 class EnterpriseContextMiddleware:
@@ -61,6 +67,85 @@ class RefuseNulMiddleware:
         if "\x00" in request.path:
             return HttpResponseBadRequest(NUL_DETAIL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class RequestBodyLimitMiddleware:
+    """Caps every request body before anything reads it (listed before the CSRF check,
+    which reads a POST's fields). A view that takes a file declares its limit
+    (devices.uploads.accepts_upload); every other view takes the form limit,
+    DATA_UPLOAD_MAX_MEMORY_SIZE; neither beyond MAX_REQUEST_BODY_MB. A declared
+    CONTENT_LENGTH over the limit is refused unread: an upload with its message, back on
+    its page; anything else 413. A body without a length (chunked) is read up to the
+    limit and cut there: more than that is refused the same way."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        policy = getattr(view_func, "upload_policy", None)
+        limit = (
+            policy.limit_bytes() + uploads.MULTIPART_OVERHEAD
+            if policy is not None
+            else settings.DATA_UPLOAD_MAX_MEMORY_SIZE + FORM_OVERHEAD
+        )
+        limit = min(limit, settings.MAX_REQUEST_BODY_BYTES)
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared:
+            if not (declared.isascii() and declared.isdigit() and len(declared) <= 18):
+                return _bad_length(request)
+            if int(declared) > limit:
+                return _too_large(request, policy, view_kwargs)
+            return None
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = _read_capped(request.META["wsgi.input"], limit)
+            if body is None:
+                return _too_large(request, policy, view_kwargs)
+            size = body.seek(0, os.SEEK_END)
+            body.seek(0)
+            request.META["CONTENT_LENGTH"] = str(size)
+            request._stream = LimitedStream(body, size)
+        return None
+
+
+FORM_OVERHEAD = 64 * 1024
+
+
+def _read_capped(stream, limit: int):
+    """The body, spooled (in memory while small), or None once it passes ``limit``."""
+    # Handed to the request as its body (closed with it), hence no context manager.
+    spool = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
+    total = 0
+    while chunk := stream.read(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            spool.close()
+            return None
+        spool.write(chunk)
+    return spool
+
+
+def _bad_length(request):
+    detail = "Content-Length is not a number of bytes."
+    if request.path.startswith("/api/"):
+        return problem_response(request, 400, "bad-request", detail)
+    return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+
+
+def _too_large(request, policy, view_kwargs):
+    if request.path.startswith("/api/"):
+        return problem_response(
+            request, 413, "too-large",
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        )  # fmt: skip
+    if policy is not None:
+        messages.error(request, policy.message())
+        back = policy.back(request, **view_kwargs) if policy.back else request.get_full_path()
+        return HttpResponseRedirect(back, status=303)
+    page = render_to_string("413.html", request=request)
+    return HttpResponse(page, status=413)
 
 
 def server_error(request):

@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django_tenants.middleware.subfolder.TenantSubfolderMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads a POST's body: refuses too large a body unread.
+    "enterprise_portal.middleware.RequestBodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -346,6 +348,9 @@ ATTEMPT_TASK_CHUNK = env_int("ATTEMPT_TASK_CHUNK", 50, minimum=1)
 # A claimed state whose attempt task has not finished after this long is sent again.
 DIALING_STALE_SECONDS = env_int("DIALING_STALE_SECONDS", 300, minimum=10)
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 100, minimum=1)
+# No request body beyond this, whatever the page (the largest upload is a national
+# registry file, 500 MB, operators only); each page's own limit is usually far lower.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_MB", 512, minimum=1) * 1024 * 1024
 if env_str("STORAGE_BACKEND", "local") == "s3":
     # S3-compatible storage for recordings and uploads (needs django-storages[s3]).
     STORAGES["default"] = {
