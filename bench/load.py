@@ -1,13 +1,14 @@
 """Load: the web tier under 50 browser-like users while the dialler runs, and with it stopped.
 
-    python bench/load.py [--quick] [--seconds S] [--users N] [--pacing PER_MINUTE]
+    python bench/load.py [--quick] [--seconds S] [--users N] [--think MIN,MAX]
+                         [--pacing PER_MINUTE]
 
 ``gunicorn enterprise_portal.wsgi --workers 3`` (sync workers) on a free port of 127.0.0.1
 serves the bench database. Locust (as a library, in its own process: bench/_load_users.py)
-runs 50 users, started 10 a second, each signing in through the login form; once all have
-signed in, the load is measured for 5 minutes (``--quick``: 1 minute). Users think 1 to 4 s
-between steps. Locust only ever talks to localhost: the users refuse any other host, for the
-first request and for every redirect.
+runs 50 users, started 2 a second, each signing in through the login form; once all have
+signed in, the load is measured for 5 minutes (``--quick``: 1 minute). Users think 2 to 8 s
+(``--think``) between steps: reading a page, typing a number. Locust only ever talks to
+localhost: the users refuse any other host, for the first request and for every redirect.
 
 * 30 enterprise admins: Contact Trace (open the page, search by phone or client ID: half
   phone hits, a fifth client-ID hits, the rest misses; then a third of the time the trace's
@@ -272,7 +273,9 @@ def dialler_phase(ctx: dict, plan: dict, run_dir: Path, env: dict, pids: dict) -
 
     from campaigns.actions import do_activate_sub_campaign
     from devices.models import Attempt
+    from enterprise_portal.celery import app
 
+    app.control.purge()  # tasks another run left in this Redis database
     celery = [start_celery("worker", env, run_dir), start_celery("beat", env, run_dir)]
     pids = {**pids, "celery": lambda: [p for c in celery for p in [c.pid, *tree(c.pid)]]}
     try:
@@ -328,8 +331,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="measured seconds a phase")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--pacing", type=int, default=6_000, help="dialler attempts a minute")
+    parser.add_argument("--think", default="2,8", help="seconds between a user's steps: MIN,MAX")
     args = parser.parse_args()
     seconds = args.seconds or (60 if args.quick else 300)
+    think = [float(v) for v in args.think.split(",")]
+    if len(think) != 2 or not 0 <= think[0] <= think[1]:
+        parser.error("--think takes MIN,MAX seconds, MIN <= MAX")
     enterprise_admins = round(args.users * 0.6)
     # Contacts for the whole dialler phase (ramp and drain included) and a third more.
     contacts = max(HISTORY_DEVICES, round(args.pacing / 60 * (seconds + 90) * 4 / 3))
@@ -338,7 +345,7 @@ def main() -> None:
     began = time.monotonic()
     started_at = dt.datetime.now(dt.UTC)
     result: dict = {"bench": "load", "quick": args.quick, "seconds_a_phase": seconds,
-                    "users": args.users, "pacing_per_minute": args.pacing,
+                    "users": args.users, "think_s": think, "pacing_per_minute": args.pacing,
                     "contacts": contacts}  # fmt: skip
     with django_on_bench_db(BENCH_DB):
         log(f"setting up {contacts:,} contacts and the ledger's history")
@@ -355,11 +362,11 @@ def main() -> None:
             "host": f"http://127.0.0.1:{port}",
             "users": args.users,
             "enterprise_admins": enterprise_admins,
-            "spawn_rate": 10,
+            "spawn_rate": 2,
             "seconds": seconds,
             "ramp_limit_s": 120,
             "timeout_s": 30,
-            "wait_s": [1, 4],
+            "wait_s": think,
             "polls": 3,
             "export_share": 0.35,
             "sub_campaign_share": 0.15,
