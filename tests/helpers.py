@@ -11,14 +11,15 @@ import threading
 import time
 import wave
 
+from django.db import connection
 from django.test import Client
 from django_tenants.utils import tenant_context
 
 from accounts.access import accounts_for_user
-from accounts.models import Role
+from accounts.models import Account, Role
 from campaigns import dialer
 from campaigns.models import DialState
-from devices.models import Attempt
+from devices.models import ActiveSubCampaign, Attempt, DeviceSetting
 from tests.conftest import Personas
 
 
@@ -71,6 +72,19 @@ def run_dialer(account, sub, *, seconds: float = 60, until=None) -> dict[str, At
             assert until is not None, f"{left} contact(s) still unsettled after {seconds} s"
             return rows
         time.sleep(0.2)
+
+
+def retire_enterprise(enterprise, accounts) -> None:
+    """After a test that committed a fresh enterprise: its accounts off the dispatcher and
+    every sweep that loops over accounts, its ledger rows and device settings removed."""
+    ids = [account.pk for account in accounts]
+    ActiveSubCampaign.objects.filter(account_id__in=ids).delete()
+    Account.objects.filter(pk__in=ids).update(is_active=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM public.devices_attempt WHERE enterprise_id = %s", [enterprise.pk]
+        )
+    DeviceSetting.objects.filter(enterprise=enterprise).delete()
 
 
 def wait_for(check, seconds: float = 20):

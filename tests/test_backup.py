@@ -16,13 +16,12 @@ import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django_tenants.utils import tenant_context
 from psycopg import sql
 
 from accounts.actions import do_create_account, do_create_enterprise
 from accounts.backups import BackupError, pg_tool
-from accounts.models import Account, User
+from accounts.models import User
 from campaigns.blacklists import (
     do_add_entries,
     do_add_entry,
@@ -31,11 +30,11 @@ from campaigns.blacklists import (
 )
 from devices.actions import do_save_device_setting
 from devices.calling_rules import do_add_holiday, do_save_calling_window, do_set_attempt_cap
-from devices.models import ActiveSubCampaign, Attempt, DeviceSetting
+from devices.models import Attempt
 from devices.recordings import do_delete_recording
 from tests import factories
 from tests.conftest import _test_database_url
-from tests.helpers import run_dialer
+from tests.helpers import retire_enterprise, run_dialer
 
 PHONES = [f"+1713555{n:04d}" for n in range(6100, 6124)]
 BLOCKED, BLACKLISTED = PHONES[0], PHONES[1]
@@ -91,14 +90,7 @@ def enterprise_with_history(committed, media):
         do_delete_recording(recorded.order_by("id").first(), actor=admin)
         yield {"enterprise": enterprise, "accounts": [first, second], "rows": rows}
     finally:
-        ids = [first.pk, second.pk]
-        ActiveSubCampaign.objects.filter(account_id__in=ids).delete()
-        Account.objects.filter(pk__in=ids).update(is_active=False)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM public.devices_attempt WHERE enterprise_id = %s", [enterprise.pk]
-            )
-        DeviceSetting.objects.filter(enterprise=enterprise).delete()
+        retire_enterprise(enterprise, [first, second])
 
 
 @pytest.fixture

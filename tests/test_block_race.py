@@ -27,11 +27,11 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from accounts.actions import do_create_account, do_create_enterprise
-from accounts.models import Account
-from devices.models import ActiveSubCampaign, Attempt, CallingWindow, DeviceSetting
+from devices.models import Attempt, CallingWindow, DeviceSetting
 from enterprise_portal.celery import app
 from tests import factories
 from tests.conftest import ARTIFACTS, ROOT, _test_database_url
+from tests.helpers import retire_enterprise
 
 # Enough devices that dialling lasts as long as the blocks (the assertions below check the
 # run raced): at 500 the dialler, 1.7x faster since dial states are written with one
@@ -207,15 +207,7 @@ def race_enterprise(committed):
     )
     accounts = [do_create_account(enterprise, f"{name} {n}") for n in (1, 2)]
     yield enterprise, accounts
-    ids = [a.pk for a in accounts]
-    ActiveSubCampaign.objects.filter(account_id__in=ids).delete()
-    # Off every sweep that loops over accounts (stale claims, cancellation).
-    Account.objects.filter(pk__in=ids).update(is_active=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM public.devices_attempt WHERE enterprise_id = %s", [enterprise.pk]
-        )
-    DeviceSetting.objects.filter(enterprise=enterprise).delete()
+    retire_enterprise(enterprise, accounts)
 
 
 class LockWaitSampler(threading.Thread):
