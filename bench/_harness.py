@@ -12,7 +12,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -202,15 +201,8 @@ def start_celery(kind: str, env: dict, log_dir: Path | str, *, concurrency: int 
 
 
 def stop(*procs: subprocess.Popen, wait: float = 30.0) -> None:
-    """SIGTERM to each process group, then SIGKILL to any still there after ``wait``."""
+    """SIGTERM to each process group in turn, SIGKILL if still there after ``wait``."""
+    from tests.carriers.sipp import stop_process
+
     for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, wait=wait)
