@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -442,3 +443,34 @@ class SendingDomain(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.domain
+
+
+def _search_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class SavedSearch(models.Model):
+    """A search whose terms (phone numbers, emails) must not travel in URLs: POSTed, kept
+    here, and opened at an opaque id that expires (accounts.searches)."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=_search_id, editable=False)
+    kind = models.CharField(_("kind"), max_length=40)
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name=_("enterprise"), on_delete=models.CASCADE, null=True, blank=True
+    )
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.CASCADE, null=True, blank=True
+    )
+    params = models.JSONField(_("search"), default=dict)
+    created_by = models.ForeignKey(
+        User, verbose_name=_("by"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+
+    class Meta:
+        verbose_name = _("saved search")
+        verbose_name_plural = _("saved searches")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"

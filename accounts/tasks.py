@@ -2,12 +2,17 @@ from celery import shared_task
 from django.core.management import call_command
 from django.db import connection
 
-from accounts import webhooks
+from accounts import searches, webhooks
 
 
 @shared_task
 def clear_expired_sessions() -> None:
     call_command("clearsessions")
+
+
+@shared_task
+def purge_expired_searches() -> int:
+    return searches.purge_expired()
 
 
 @shared_task

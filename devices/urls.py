@@ -9,7 +9,12 @@ urlpatterns = [
     path("u/<str:token>/", views.email_unsubscribe, name="email_unsubscribe"),
     path("enterprises/<int:enterprise_id>/devices/", views.contact_trace, name="contact_trace"),
     path(
-        "enterprises/<int:enterprise_id>/devices/trace.csv",
+        "enterprises/<int:enterprise_id>/devices/trace/<str:search_id>/",
+        views.contact_trace_results,
+        name="contact_trace_results",
+    ),
+    path(
+        "enterprises/<int:enterprise_id>/devices/trace/<str:search_id>/trace.csv",
         views.contact_trace_export,
         name="contact_trace_export",
     ),

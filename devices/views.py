@@ -8,15 +8,17 @@ from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import searches
 from accounts.access import enterprise_view
 from accounts.actions import audit
-from accounts.models import Account
+from accounts.models import Account, AuditEvent
 from accounts.urls_helpers import account_url
 from devices import uploads
 from devices.access import (
@@ -126,32 +128,74 @@ def delete_calling_rule(request, enterprise, kind: str, pk: int):
     return HttpResponseRedirect(_rules_url(enterprise))
 
 
-def _trace_form(request, enterprise) -> TraceForm:
-    return TraceForm(
-        request.GET if "value" in request.GET else None, region=enterprise.default_region
+TRACE = "trace"
+
+
+@enterprise_view
+@require_http_methods(["GET", "POST"])
+def contact_trace(request, enterprise):
+    """Enterprise › Devices › Contact Trace: the search. It is POSTed and its results open
+    at an opaque URL (accounts.searches), so no phone number or email is in any URL."""
+    form = TraceForm(
+        request.POST if request.method == "POST" else None, region=enterprise.default_region
     )
+    if form.is_bound and form.is_valid():
+        search = searches.save(request, TRACE, {"criteria": form.query.kind,
+                               "value": form.query.key}, enterprise=enterprise)  # fmt: skip
+        return HttpResponseRedirect(
+            reverse("devices:contact_trace_results", args=[enterprise.pk, search.pk]), status=303
+        )
+    return _render_trace(request, enterprise, form)
 
 
 @enterprise_view
 @require_GET
-def contact_trace(request, enterprise):
-    """Enterprise › Devices › Contact Trace."""
-    form = _trace_form(request, enterprise)
-    page = None
-    if form.is_bound and form.is_valid():
-        attempts = trace_attempts(enterprise.pk, form.query)
-        page = Paginator(attempts, TRACE_PAGE_SIZE).get_page(request.GET.get("page"))
-        _attach_links(enterprise, page.object_list)
-        audit(request.user, "trace.search", enterprise=enterprise,
+def contact_trace_results(request, enterprise, search_id: str):
+    """One search's attempts: anyone of the enterprise may open, bookmark and share it
+    until it expires; each person who opens it is audited with the normalised key."""
+    try:
+        search = searches.find(search_id, TRACE, enterprise=enterprise)
+    except searches.Expired as exc:
+        messages.warning(request, _expired_message(exc.search))
+        form = TraceForm(initial=exc.search.params, region=enterprise.default_region)
+        return _render_trace(request, enterprise, form, status=410)
+    form = _search_form(search, enterprise)
+    attempts = trace_attempts(enterprise.pk, form.query)
+    page = Paginator(attempts, TRACE_PAGE_SIZE).get_page(request.GET.get("page"))
+    _attach_links(enterprise, page.object_list)
+    if not AuditEvent.objects.filter(
+        enterprise=enterprise, action="trace.search", actor=request.user,
+        object_type=search._meta.model_name, object_id=search.pk,
+    ).exists():  # fmt: skip
+        audit(request.user, "trace.search", enterprise=enterprise, obj=search,
               details={"criteria": form.query.kind, "value": form.query.key,
                        "results": page.paginator.count}, request=request)  # fmt: skip
-    query = request.GET.copy()
-    query.pop("page", None)
+    export = reverse("devices:contact_trace_export", args=[enterprise.pk, search.pk])
+    return _render_trace(request, enterprise, form, page=page, search=search, export_url=export)
+
+
+def _search_form(search, enterprise) -> TraceForm:
+    form = TraceForm(search.params, region=enterprise.default_region)
+    if not form.is_valid():  # a key saved by this form parses again: never expected
+        raise Http404
+    return form
+
+
+def _expired_message(search) -> str:
+    return _(
+        "This search expired on %(date)s: search again to see the attempts as they are now."
+    ) % {"date": date_format(timezone.localtime(search.expires_at), "SHORT_DATETIME_FORMAT")}
+
+
+def _render_trace(request, enterprise, form, *, page=None, search=None, export_url="",
+                  status=200):  # fmt: skip
     return render(
         request,
         "devices/contact_trace.html",
         {"enterprise": enterprise, "form": form, "page": page, "searched": page is not None,
-         "query": query.urlencode(), "nav": "devices", "tab": "trace"},
+         "search": search, "export_url": export_url, "query": "", "nav": "devices",
+         "tab": "trace"},
+        status=status,
     )  # fmt: skip
 
 
@@ -178,11 +222,13 @@ def _attach_links(enterprise, attempts) -> None:
 
 @enterprise_view
 @require_GET
-def contact_trace_export(request, enterprise):
-    form = _trace_form(request, enterprise)
-    if not (form.is_bound and form.is_valid()):
-        messages.error(request, _("Run a valid search before exporting."))
+def contact_trace_export(request, enterprise, search_id: str):
+    try:
+        search = searches.find(search_id, TRACE, enterprise=enterprise)
+    except searches.Expired as exc:
+        messages.warning(request, _expired_message(exc.search))
         return HttpResponseRedirect(reverse("devices:contact_trace", args=[enterprise.pk]))
+    form = _search_form(search, enterprise)
     attempts = trace_attempts(enterprise.pk, form.query)
     details = {"criteria": form.query.kind, "value": form.query.key}
     audit(request.user, "trace.export", enterprise=enterprise, details=details, request=request)
@@ -228,6 +274,19 @@ HISTORY_PAGE_SIZE = 50
 IMPORT_REPORT = "device_import_report"
 
 
+SETTINGS_SEARCH = "device_settings"
+
+
+def _setting_from_query(request, enterprise) -> DeviceSetting | None:
+    pk = request.GET.get("setting", "")
+    if not (pk.isascii() and pk.isdigit() and len(pk) < 19):
+        return None
+    try:
+        return get_setting_for(enterprise, int(pk))
+    except Http404:
+        return None
+
+
 def _blocking_url(enterprise) -> str:
     return reverse("devices:device_blocking", args=[enterprise.pk])
 
@@ -259,6 +318,12 @@ def device_blocking(request, enterprise):
     """Enterprise › Devices › Device Blocking: the setting form with its preview (View
     Setting), saving it (Save Setting), and the list of current settings."""
     preview = None
+    if request.method == "POST" and request.POST.get("op") == "search":
+        # The settings search is POSTed too: a device in it must not be in the URL.
+        search = SettingSearchForm(request.POST)
+        terms = {key: value for key, value in search.data.items() if key in search.fields}
+        saved = searches.save(request, SETTINGS_SEARCH, terms, enterprise=enterprise)
+        return HttpResponseRedirect(f"{_blocking_url(enterprise)}?search={saved.pk}", status=303)
     if request.method == "POST":
         form = DeviceSettingForm(request.POST, enterprise=enterprise)
         if form.is_valid() and request.POST.get("op") == "save":
@@ -271,14 +336,17 @@ def device_blocking(request, enterprise):
             messages.success(request, _saved_message(setting))
             return HttpResponseRedirect(_blocking_url(enterprise))
     else:
-        # A link may carry the device (and setting) to look at: the preview, unsaved.
-        bound = "device" in request.GET
+        # "Change setting" on a device's page opens its preview, unsaved: by the setting's
+        # id, so the device is not in the URL.
+        current = _setting_from_query(request, enterprise)
         initial = {"action": "block"}
         form = DeviceSettingForm(
-            {**initial, **request.GET.dict()} if bound else None,
+            {"device": current.device_key,
+             "action": "allow" if current.action == DeviceSetting.Action.ALLOW else "block"}
+            if current is not None else None,
             enterprise=enterprise,
             initial=initial,
-        )
+        )  # fmt: skip
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         preview = build_preview(enterprise, data["device"], data["action"],
@@ -287,17 +355,17 @@ def device_blocking(request, enterprise):
               details={"device": data["device"], "setting": data["action"],
                        "contacts": preview.contacts, "attempts": preview.attempts},
               request=request)  # fmt: skip
-    search = SettingSearchForm(request.GET if "q" in request.GET else None)
+    terms = searches.from_query(request, SETTINGS_SEARCH, enterprise=enterprise)
+    search = SettingSearchForm(terms)
     filters = search.filters()
     settings = search_settings(enterprise, **filters)
     page = Paginator(settings, SETTINGS_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = f"search={request.GET['search']}" if terms is not None else ""
     return render(
         request,
         "devices/device_blocking.html",
         {"enterprise": enterprise, "form": form, "preview": preview, "search": search,
-         "filtered": any(filters.values()), "page": page, "query": query.urlencode(),
+         "filtered": any(filters.values()), "page": page, "query": query,
          "now": timezone.now(), "nav": "devices", "tab": "blocking"},
     )  # fmt: skip
 
@@ -322,7 +390,6 @@ def device_setting_detail(request, enterprise, pk: int):
         "devices/device_setting_detail.html",
         {"enterprise": enterprise, "device_key": row.device_key, "latest": latest,
          "in_force": in_force, "page": page, "recent": recent, "now": now,
-         "trace_query": urlencode({"criteria": "device", "value": row.device_key}),
          "nav": "devices", "tab": "blocking"},
     )  # fmt: skip
 
@@ -472,7 +539,8 @@ def device_settings_import(request, enterprise):
 @require_GET
 def device_settings_export(request, enterprise):
     """The current settings (as filtered on the list) as CSV, streamed."""
-    filters = SettingSearchForm(request.GET if "q" in request.GET else None).filters()
+    terms = searches.from_query(request, SETTINGS_SEARCH, enterprise=enterprise)
+    filters = SettingSearchForm(terms).filters()
     settings = search_settings(enterprise, **filters)
     audit(request.user, "device.export", enterprise=enterprise,
           details={k: v for k, v in filters.items() if v}, request=request)  # fmt: skip

@@ -146,6 +146,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# How long a saved search (accounts.searches: the Contact Trace's, the lists') can be
+# opened, bookmarked and shared within its enterprise.
+SAVED_SEARCH_DAYS = env_int("SAVED_SEARCH_DAYS", 30, minimum=1)
 # Password-reset requests per address and per client address, per window.
 PASSWORD_RESET_EMAIL_LIMIT = env_int("PASSWORD_RESET_EMAIL_LIMIT", 3, minimum=1)
 PASSWORD_RESET_IP_LIMIT = env_int("PASSWORD_RESET_IP_LIMIT", 20, minimum=1)
@@ -247,6 +250,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "accounts.tasks.clear_expired_sessions",
+        "schedule": 3600.0,
+    },
+    "purge-expired-searches": {
+        "task": "accounts.tasks.purge_expired_searches",
         "schedule": 3600.0,
     },
     "dispatch": {

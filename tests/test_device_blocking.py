@@ -59,6 +59,14 @@ def _body(response) -> str:
     return response.content.decode()
 
 
+def _search(client, enterprise, page=None, **terms):
+    """The settings search, POSTed; the list it redirects to (?search=<opaque id>)."""
+    posted = client.post(_url(enterprise), {"op": "search", **terms})
+    assert posted.status_code == 303
+    assert posted["Location"].startswith(_url(enterprise) + "?search=")
+    return client.get(posted["Location"], {} if page is None else {"page": page})
+
+
 def _post(client, enterprise, op="view", **fields):
     data = {"device": DEVICE, "action": BLOCK, "reason": "", "expires": "", "op": op, **fields}
     return client.post(_url(enterprise), data)
@@ -283,13 +291,16 @@ def test_the_preview_of_an_allow_counts_the_contacts_it_releases(personas, two_a
 
 
 def test_a_link_can_open_the_preview_without_saving(personas):
-    response = client_for(personas, "ent_admin").get(
-        _url(personas.ent_a), {"device": "713-555-4321", "action": ALLOW}
-    )
+    setting = do_save_device_setting(personas.ent_a, DEVICE, ALLOW)
+    response = client_for(personas, "ent_admin").get(_url(personas.ent_a), {"setting": setting.pk})
     body = _body(response)
     assert f'data-testid="preview-device">{DEVICE}<' in body
     assert "Allow calls to this device" in body.split('data-testid="preview-new"')[1][:300]
-    assert not DeviceSetting.objects.exists()
+    assert DeviceSetting.objects.count() == 1  # previewed, nothing saved
+    # The device page links to it by the setting's id: no number in the URL.
+    detail = _body(client_for(personas, "ent_admin").get(_url(personas.ent_a, f"{setting.pk}/")))
+    assert f'href="{_url(personas.ent_a)}?setting={setting.pk}"' in detail
+    assert "device=" not in detail
 
 
 # --- 3. Save Setting -----------------------------------------------------------------------
@@ -527,7 +538,7 @@ def test_the_list_shows_each_devices_latest_setting_and_hides_removed_ones(perso
 def test_search_finds_devices_by_a_normalised_or_partial_key(personas, query, found):
     for key in (DEVICE, OTHER, EMAIL):
         do_save_device_setting(personas.ent_a, key, BLOCK)
-    response = client_for(personas, "ent_admin").get(_url(personas.ent_a), {"q": query})
+    response = _search(client_for(personas, "ent_admin"), personas.ent_a, q=query)
     body = _body(response)
     assert response.status_code == 200
     assert sorted(k for k in (DEVICE, OTHER, EMAIL) if f">{k}<" in body) == sorted(found)
@@ -543,7 +554,7 @@ def test_the_list_filters_by_setting_source_and_status(personas):
     client = client_for(personas, "ent_admin")
 
     def keys(**params):
-        body = _body(client.get(_url(personas.ent_a), {"q": "", **params}))
+        body = _body(_search(client, personas.ent_a, q="", **params))
         return [k for k in ("+17135550001", "+17135550002", "+17135550003") if f">{k}<" in body]
 
     assert keys(setting="block") == ["+17135550001", "+17135550002"]
@@ -556,7 +567,7 @@ def test_the_list_filters_by_setting_source_and_status(personas):
         "+17135550002",
         "+17135550003",
     ]
-    assert "No device setting matches" in _body(client.get(_url(personas.ent_a), {"q": "9999999"}))
+    assert "No device setting matches" in _body(_search(client, personas.ent_a, q="9999999"))
 
 
 def test_the_list_is_paginated_with_a_constant_query_count(personas):
@@ -565,11 +576,11 @@ def test_the_list_is_paginated_with_a_constant_query_count(personas):
     client.get(_url(personas.ent_a))  # warm the session
     first = client.get(_url(personas.ent_a))
     assert _body(first).count(ROW) == 25 and "Page 1 of 2" in _body(first)
-    second = client.get(_url(personas.ent_a), {"q": "", "page": 2})
+    second = client.get(_url(personas.ent_a), {"page": 2})
     assert _body(second).count(ROW) == 5
     assert keys[0] in _body(second)  # newest first: the first saved is last
     counts = {}
-    for n, params in ((5, {"q": "", "page": 2}), (25, {"q": ""})):
+    for n, params in ((5, {"page": 2}), (25, {})):
         with CaptureQueriesContext(connection) as queries:
             response = client.get(_url(personas.ent_a), params)
         assert _body(response).count(ROW) == n
@@ -831,7 +842,10 @@ def test_export_follows_the_list_filters(personas):
     do_save_device_setting(personas.ent_a, DEVICE, BLOCK)
     do_save_device_setting(personas.ent_a, EMAIL, ALLOW)
     client = client_for(personas, "ent_admin")
-    rows = _csv(client.get(_url(personas.ent_a, "settings.csv"), {"q": "", "setting": ALLOW}))
+    listed = _search(client, personas.ent_a, q="", setting=ALLOW)
+    search_id = listed.request["QUERY_STRING"].removeprefix("search=")
+    assert f'settings.csv?search={search_id}"' in _body(listed)
+    rows = _csv(client.get(_url(personas.ent_a, "settings.csv"), {"search": search_id}))
     assert [r[0] for r in rows[1:]] == [EMAIL]
 
 
@@ -902,7 +916,7 @@ def test_hostile_input_never_fails_the_page(personas, device, reason, expires, q
                          expires=expires)  # fmt: skip
         assert response.status_code in (200, 302)
         assert "<script>alert(1)" not in _body(response)
-    response = client.get(_url(personas.ent_a), {"q": query, "setting": query, "page": query})
+    response = _search(client, personas.ent_a, page=query, q=query, setting=query)
     assert response.status_code == 200
-    response = client.get(_url(personas.ent_a), {"device": device, "action": query})
+    response = client.get(_url(personas.ent_a), {"setting": query, "search": query})
     assert response.status_code == 200

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import html
 import io
+import re
 import uuid
 import wave
 import zoneinfo
@@ -18,6 +19,7 @@ import time_machine
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -25,7 +27,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from accounts.models import AuditEvent
+from accounts.actions import do_add_membership
+from accounts.models import AuditEvent, Role, SavedSearch, User
+from accounts.searches import purge_expired
 from devices import ledger
 from devices.models import Attempt
 from tests import factories
@@ -98,8 +102,12 @@ def _trace_url(enterprise) -> str:
     return f"/enterprises/{enterprise.pk}/devices/"
 
 
-def _export_url(enterprise) -> str:
-    return f"/enterprises/{enterprise.pk}/devices/trace.csv"
+def _export(client, enterprise, params: dict):
+    """A search POSTed, then its export: the results' URL (opaque) plus trace.csv."""
+    posted = client.post(_trace_url(enterprise), params)
+    if posted.status_code != 303:
+        return posted
+    return client.get(posted["Location"] + "trace.csv")
 
 
 def _listen_url(enterprise, attempt) -> str:
@@ -110,8 +118,12 @@ def _delete_url(enterprise, attempt) -> str:
     return f"/enterprises/{enterprise.pk}/recordings/{attempt.pk}/delete/"
 
 
-def _trace(client, enterprise, value, criteria="device", **extra):
-    return client.get(_trace_url(enterprise), {"criteria": criteria, "value": value, **extra})
+def _trace(client, enterprise, value, criteria="device", page=None):
+    """The search POSTed, then its results opened at the URL it redirects to."""
+    posted = client.post(_trace_url(enterprise), {"criteria": criteria, "value": value})
+    if posted.status_code != 303:
+        return posted
+    return client.get(posted["Location"], {} if page is None else {"page": page})
 
 
 def _rows(response) -> int:
@@ -291,8 +303,7 @@ def test_trace_covers_exactly_the_last_twelve_months(personas, age, shown):
         _attempt(personas.acct_a1, when=NOW - dt.timedelta(hours=1), node="node-recent")
         client = client_for(personas, "ent_admin")
         page = _body(_trace(client, personas.ent_a, HOUSTON))
-        export = _csv(client.get(_export_url(personas.ent_a), {"criteria": "device",
-                                                               "value": HOUSTON}))  # fmt: skip
+        export = _csv(_export(client, personas.ent_a, {"criteria": "device", "value": HOUSTON}))
     assert "node-recent" in page
     assert ("node-edge" in page) is shown
     assert page.count(ROW) == (2 if shown else 1)
@@ -364,9 +375,9 @@ def test_results_are_paginated_fifty_a_page(personas):
     assert body.count(ROW) == 50
     assert "node-00<" in body and "node-49<" in body and "node-50<" not in body
     assert "Page 1 of 2" in body
-    assert "criteria=device&amp;value=713+555+4101&amp;page=2" in body
+    assert 'href="?page=2"' in body  # the search's own URL: no number in it
 
-    second = _trace(client, personas.ent_a, "713 555 4101", page=2)
+    second = client.get(first.request["PATH_INFO"], {"page": 2})
     body = _body(second)
     assert body.count(ROW) == 10
     assert "node-50<" in body and "node-59<" in body and "node-49<" not in body
@@ -705,7 +716,7 @@ def test_delete_removes_the_file_keeps_the_trace_and_audits(
 ):
     row, path, _ = _recorded(personas.acct_a1, node="node-rec")
     client = client_for(personas, "ent_admin")
-    trace = _trace_url(personas.ent_a) + "?criteria=device&value=713+555+4101"
+    trace = _trace(client, personas.ent_a, "713 555 4101").request["PATH_INFO"]
     assert client.get(_delete_url(personas.ent_a, row)).status_code == 405
     assert default_storage.exists(path)
 
@@ -854,8 +865,10 @@ def test_csv_export_has_one_row_per_attempt_newest_first(personas, media):
     _attempt(personas.acct_b1, when=now - dt.timedelta(minutes=5), node="node-bor")
     _attempt(personas.acct_a1, device="+17135554102", node="node-neighbour")
 
-    response = client_for(personas, "ent_admin").get(
-        _export_url(personas.ent_a), {"criteria": "device", "value": "(713) 555-4101"}
+    response = _export(
+        client_for(personas, "ent_admin"),
+        personas.ent_a,
+        {"criteria": "device", "value": "(713) 555-4101"},
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -883,9 +896,13 @@ def test_csv_export_by_client_id_is_exact(personas):
     _attempt(personas.acct_a1, client_id="A430", node="node-a430")
     _attempt(personas.acct_a1, client_id="A4307", node="node-a4307")
     _attempt(personas.acct_b1, client_id="A430", node="node-bor")
-    rows = _csv(client_for(personas, "ent_admin").get(
-        _export_url(personas.ent_a), {"criteria": "client_id", "value": "A430"}
-    ))  # fmt: skip
+    rows = _csv(
+        _export(
+            client_for(personas, "ent_admin"),
+            personas.ent_a,
+            {"criteria": "client_id", "value": "A430"},
+        )
+    )
     assert [r[CSV_HEADER.index("Node")] for r in rows[1:]] == ["node-a430"]
 
 
@@ -904,9 +921,13 @@ def test_csv_export_by_client_id_is_exact(personas):
 def test_csv_cells_that_would_run_as_formulas_are_neutralised(personas, value, expected):
     _attempt(personas.acct_a1, channel="sms", disposition="SENT", message=value,
              client_id="=1+2")  # fmt: skip
-    rows = _csv(client_for(personas, "ent_admin").get(
-        _export_url(personas.ent_a), {"criteria": "device", "value": HOUSTON}
-    ))  # fmt: skip
+    rows = _csv(
+        _export(
+            client_for(personas, "ent_admin"),
+            personas.ent_a,
+            {"criteria": "device", "value": HOUSTON},
+        )
+    )
     row = dict(zip(CSV_HEADER, rows[1], strict=True))
     assert row["Message"] == expected
     assert row["Client ID"] == "'=1+2"
@@ -917,9 +938,13 @@ def test_csv_shows_deleted_recordings_with_who_and_when(personas, media):
     row, _, _ = _recorded(personas.acct_a1)
     client_for(personas, "ent_admin").post(_delete_url(personas.ent_a, row))
     row.refresh_from_db()
-    rows = _csv(client_for(personas, "ent_admin").get(
-        _export_url(personas.ent_a), {"criteria": "device", "value": HOUSTON}
-    ))  # fmt: skip
+    rows = _csv(
+        _export(
+            client_for(personas, "ent_admin"),
+            personas.ent_a,
+            {"criteria": "device", "value": HOUSTON},
+        )
+    )
     recording = rows[1][CSV_HEADER.index("Recording")]
     assert recording.startswith("N/A (deleted by ent.admin@acme.test at ")
 
@@ -930,15 +955,19 @@ def test_csv_dates_are_in_the_enterprise_time_zone_like_the_page(personas):
     client = client_for(personas, "ent_admin")
     local = when.astimezone(CHICAGO).strftime("%Y-%m-%d %H:%M:%S")
     assert local in _body(_trace(client, personas.ent_a, HOUSTON))
-    rows = _csv(client.get(_export_url(personas.ent_a), {"criteria": "device", "value": HOUSTON}))
+    rows = _csv(_export(client, personas.ent_a, {"criteria": "device", "value": HOUSTON}))
     assert rows[1][0] == local
 
 
 def test_csv_header_is_in_the_enterprise_language(personas):
     _attempt(personas.acct_b1, device=SAO_PAULO)
-    rows = _csv(client_for(personas, "other_ent_admin").get(
-        _export_url(personas.ent_b), {"criteria": "device", "value": "(11) 91234-5678"}
-    ))  # fmt: skip
+    rows = _csv(
+        _export(
+            client_for(personas, "other_ent_admin"),
+            personas.ent_b,
+            {"criteria": "device", "value": "(11) 91234-5678"},
+        )
+    )
     assert rows[0][0] == "Data"
 
 
@@ -947,19 +976,74 @@ def test_csv_header_is_in_the_enterprise_language(personas):
     [{}, {"criteria": "device", "value": "713 555"}, {"criteria": "device", "value": ""},
      {"criteria": "nonsense", "value": HOUSTON}, {"criteria": "device", "value": "jsmith@"}],
 )  # fmt: skip
-def test_csv_export_of_an_invalid_search_goes_back_with_an_error(personas, query):
+def test_an_invalid_search_shows_its_error_and_saves_nothing(personas, query):
     client = client_for(personas, "ent_admin")
-    response = client.get(_export_url(personas.ent_a), query)
-    assert response.status_code == 302
-    assert response["Location"] == _trace_url(personas.ent_a)
-    assert "Run a valid search before exporting." in _body(client.get(response["Location"]))
-    assert not AuditEvent.objects.filter(action="trace.export").exists()
+    response = client.post(_trace_url(personas.ent_a), query)
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert 'data-testid="trace-export"' not in _body(response)
+    assert not SavedSearch.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="trace.").exists()
 
 
 def test_the_page_links_to_the_export_of_the_same_search(personas):
     _attempt(personas.acct_a1)
-    body = _body(_trace(client_for(personas, "ent_admin"), personas.ent_a, "713 555 4101"))
-    assert f'href="{_export_url(personas.ent_a)}?criteria=device&amp;value=713+555+4101"' in body
+    response = _trace(client_for(personas, "ent_admin"), personas.ent_a, "713 555 4101")
+    search = SavedSearch.objects.get()
+    assert (
+        response.request["PATH_INFO"]
+        == f"/enterprises/{personas.ent_a.pk}/devices/trace/{search.pk}/"
+    )
+    assert f'href="{response.request["PATH_INFO"]}trace.csv"' in _body(response)
+
+
+def test_no_number_or_email_is_in_any_url_of_the_trace(personas):
+    _attempt(personas.acct_a1, sub_campaign_id=5, sub_campaign_name="S")
+    client = client_for(personas, "ent_admin")
+    posted = client.post(
+        _trace_url(personas.ent_a), {"criteria": "device", "value": "713 555 4101"}
+    )
+    assert posted.status_code == 303
+    body = _body(client.get(posted["Location"]))
+    urls = [posted["Location"], *re.findall(r'(?:href|action|src)="([^"]*)"', body)]
+    for url in urls:
+        assert "713" not in url and "5554101" not in url and "%40" not in url, url
+    assert AuditEvent.objects.get(action="trace.search").details["value"] == HOUSTON
+
+
+def test_a_search_opens_for_the_enterprise_until_it_expires(personas):
+    _attempt(personas.acct_a1)
+    mine = client_for(personas, "ent_admin")
+    location = mine.post(_trace_url(personas.ent_a), {"criteria": "device",
+                         "value": "713 555 4101"})["Location"]  # fmt: skip
+    search = SavedSearch.objects.get()
+    assert _rows(mine.get(location)) == 1
+    # Another enterprise admin of the same enterprise opens the shared link; each is audited.
+    colleague = User.objects.create_user("second.admin@acme.test", "pw-long-enough-1")
+    do_add_membership(colleague, personas.ent_a, Role.ENTERPRISE_ADMIN)
+    shared = Client()
+    shared.force_login(colleague)
+    assert _rows(shared.get(location)) == 1
+    assert _rows(shared.get(location)) == 1
+    assert sorted(
+        AuditEvent.objects.filter(action="trace.search").values_list("actor__email", flat=True)
+    ) == ["ent.admin@acme.test", "second.admin@acme.test"]
+    # Another enterprise does not find it, even under its own enterprise's path.
+    other = client_for(personas, "other_ent_admin")
+    assert other.get(location).status_code == 404
+    assert (
+        other.get(f"/enterprises/{personas.ent_b.pk}/devices/trace/{search.pk}/").status_code == 404
+    )
+    # Expired: it says so, shows the form filled with the search, and no attempts.
+    with time_machine.travel(search.expires_at + dt.timedelta(seconds=1)):
+        mine = client_for(personas, "ent_admin")  # the old session has expired too
+        expired = mine.get(location)
+        assert expired.status_code == 410
+        assert "This search expired on" in _body(expired)
+        assert ROW not in _body(expired)
+        assert mine.get(location + "trace.csv").status_code == 302
+        assert purge_expired() == 1
+    assert mine.get(location).status_code == 404
 
 
 # --- 14. permissions ----------------------------------------------------------------------
@@ -971,7 +1055,9 @@ ENTERPRISE_PAGE = [LOGIN, 404, 403, 403, 200, 404, 404]
 ACCESS = {
     ("GET", "trace"): ENTERPRISE_PAGE,
     ("GET", "trace_query"): ENTERPRISE_PAGE,
-    ("GET", "trace_bad_query"): ENTERPRISE_PAGE,
+    ("GET", "trace_bad_query"): [LOGIN, 404, 403, 403, 404, 404, 404],
+    ("POST", "trace"): [LOGIN, 404, 403, 403, 200, 404, 404],
+    ("GET", "a_search_under_b"): [LOGIN, 404, 404, 404, 404, 404, 404],
     ("GET", "export"): ENTERPRISE_PAGE,
     ("GET", "listen"): ENTERPRISE_PAGE,
     ("GET", "delete"): [LOGIN, 404, 403, 403, 405, 404, 404],
@@ -996,15 +1082,18 @@ def test_access_for_every_persona(personas, media, method, page, persona, expect
     a2, _, _ = _recorded(personas.acct_a2)
     b1, _, _ = _recorded(personas.acct_b1)
     ent_a, ent_b = personas.ent_a, personas.ent_b
-    query = "?criteria=device&value=713+555+4101"
+    terms = {"criteria": "device", "value": HOUSTON}
+    in_a = searches_save(ent_a, terms)
+    in_b = searches_save(ent_b, terms)
     url = {
         "trace": _trace_url(ent_a),
-        "trace_query": _trace_url(ent_a) + query,
-        "trace_bad_query": _trace_url(ent_a) + "?criteria=device&value=abc",
-        "export": _export_url(ent_a) + query,
+        "trace_query": f"{_trace_url(ent_a)}trace/{in_a}/",
+        "trace_bad_query": f"{_trace_url(ent_a)}trace/not-a-search/",
+        "export": f"{_trace_url(ent_a)}trace/{in_a}/trace.csv",
         "listen": _listen_url(ent_a, a1),
         "delete": _delete_url(ent_a, a1),
-        "trace_b": _trace_url(ent_b) + query,
+        "trace_b": f"{_trace_url(ent_b)}trace/{in_b}/",
+        "a_search_under_b": f"{_trace_url(ent_b)}trace/{in_a}/",
         "listen_b": _listen_url(ent_b, b1),
         "account_listen": f"/a/acme-one/recordings/{a1.pk}.wav",
         "account_delete": f"/a/acme-one/recordings/{a1.pk}/delete/",
@@ -1036,6 +1125,13 @@ def test_access_for_every_persona(personas, media, method, page, persona, expect
 # --- 15. query count ----------------------------------------------------------------------
 
 
+def searches_save(enterprise, terms: dict) -> str:
+    return SavedSearch.objects.create(
+        kind="trace", enterprise=enterprise, params=terms,
+        expires_at=timezone.now() + dt.timedelta(days=1),
+    ).pk  # fmt: skip
+
+
 def _mixed_rows(personas, device: str, n: int) -> None:
     now = timezone.now()
     accounts = [personas.acct_a1, personas.acct_a2]
@@ -1063,8 +1159,9 @@ def test_the_page_query_count_does_not_grow_with_results(personas):
 
     counts = {}
     for device, expected_rows in [("+17135554105", 5), ("+17135554150", 50)]:
+        results = _trace(client, personas.ent_a, device).request["PATH_INFO"]
         with CaptureQueriesContext(connection) as queries:
-            response = _trace(client, personas.ent_a, device)
+            response = client.get(results)
         assert _rows(response) == expected_rows
         counts[expected_rows] = len(queries.captured_queries)
     assert counts[5] == counts[50], counts
@@ -1078,8 +1175,7 @@ def test_the_export_query_count_does_not_grow_with_results(personas):
     counts = {}
     for device, expected_rows in [("+17135554105", 5), ("+17135554150", 50)]:
         with CaptureQueriesContext(connection) as queries:
-            rows = _csv(client.get(_export_url(personas.ent_a),
-                                   {"criteria": "device", "value": device}))  # fmt: skip
+            rows = _csv(_export(client, personas.ent_a, {"criteria": "device", "value": device}))
         assert len(rows) - 1 == expected_rows
         counts[expected_rows] = len(queries.captured_queries)
     assert counts[5] == counts[50], counts
@@ -1117,7 +1213,8 @@ def test_any_value_gives_a_form_error_or_a_result_page_never_a_500(personas, val
     assert "Find Attempts" in body
     assert "<script>alert(1)</script>" not in body
 
-    export = client.get(_export_url(personas.ent_a), {"criteria": criteria, "value": value})
-    assert export.status_code in (200, 302)
-    if export.status_code == 200:
-        assert _csv(export)[0] == CSV_HEADER
+    export = _export(client, personas.ent_a, {"criteria": criteria, "value": value})
+    if response.context["page"] is not None:  # a search ran: its export is the CSV
+        assert export.status_code == 200 and _csv(export)[0] == CSV_HEADER
+    else:  # the form said what is wrong, and nothing was saved to export
+        assert export.status_code == 200 and "Find Attempts" in _body(export)
