@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from accounts.actions import do_create_account
@@ -70,11 +72,37 @@ class AccountAdmin(AuditedAdmin):
         return False
 
 
+class ChecksValuesAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget looks the submitted value up as it is to show a form
+    again with its errors, so a value that is no id ("é") raised ValueError: a 500 for a
+    tampered or mistyped POST. Values the target field cannot hold are left out: the
+    form says "Select a valid choice" instead."""
+
+    def optgroups(self, name, value, attr=None):
+        remote = self.field.remote_field
+        target = remote.model._meta.get_field(remote.field_name)
+        usable = []
+        for item in value:
+            try:
+                target.to_python(item)
+            except ValidationError:
+                continue
+            usable.append(item)
+        return super().optgroups(name, usable, attr)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     fk_name = "user"
     extra = 0
     autocomplete_fields = ("enterprise", "account")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.autocomplete_fields:
+            kwargs["widget"] = ChecksValuesAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(User)

@@ -134,6 +134,21 @@ def test_changing_a_role_in_the_admin_is_audited_with_before_and_after(personas)
     assert AuditEvent.objects.filter(action="admin.change", object_type="membership").count() == 1
 
 
+def test_a_membership_naming_no_account_id_is_a_form_error_not_a_server_error(personas):
+    """Found by tests/test_form_fuzz.py: "é" as a membership's account made Django's
+    autocomplete widget query it as an id while showing the form again (a 500)."""
+    membership = Membership.objects.get(user=personas.agent)
+    client = client_for(personas, "operator")
+    for value in ("é", "²", "9" * 30, "-1"):
+        form = {**_membership_form(membership, Role.ACCOUNT_ADMIN),
+                "memberships-0-account": value, "memberships-0-enterprise": value}  # fmt: skip
+        response = client.post(f"/admin/accounts/user/{personas.agent.pk}/change/", form)
+        assert response.status_code == 200, value
+        assert "Select a valid choice" in response.content.decode(), value
+    membership.refresh_from_db()
+    assert membership.role == Role.AGENT
+
+
 def test_password_and_enterprise_changes_and_deletions_in_the_admin_are_audited(personas):
     client = client_for(personas, "operator")
     response = client.post(
