@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -15,6 +13,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import searches
 from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
 from accounts.actions import audit
 from accounts.models import AuditEvent
@@ -105,6 +104,9 @@ def _entries(blacklist: Blacklist, query: str, region: str):
     return entries.order_by("-created_at", "-id")
 
 
+ENTRY_SEARCH = "blacklist_entries"
+
+
 @account_view(roles=ALL_ROLES)
 @require_http_methods(["GET", "POST"])
 @uploads.accepts_upload(
@@ -114,6 +116,11 @@ def blacklist_detail(request, blacklist_id):
     blacklist = get_blacklist_for(request.account_access, blacklist_id)
     can_manage = request.account_access.is_admin
     region, zone = _region_and_zone()
+    if request.method == "POST" and request.POST.get("action") == "search":
+        # Anyone who may see the list may search it: POSTed, so a number stays out of URLs.
+        terms = {"blacklist": blacklist.pk, "q": request.POST.get("q", "")}
+        saved = searches.save(request, ENTRY_SEARCH, terms, account=connection.tenant)
+        return HttpResponseRedirect(f"{request.path}?search={saved.pk}", status=303)
     if request.method == "POST" and not can_manage:
         raise PermissionDenied
     action = request.POST.get("action") if request.method == "POST" else None
@@ -184,7 +191,8 @@ def blacklist_detail(request, blacklist_id):
             else:
                 messages.info(request, _("Import started: progress is shown below."))
             return HttpResponseRedirect(_here("account:blacklist", blacklist.pk) + "#imports")
-    query = request.GET.get("q", "")
+    terms = searches.from_query(request, ENTRY_SEARCH, account=connection.tenant) or {}
+    query = terms.get("q", "") if terms.get("blacklist") == str(blacklist.pk) else ""
     entries = _entries(blacklist, query, region)
     page = Paginator(entries, ENTRIES_PAGE_SIZE).get_page(request.GET.get("page"))
     for entry in page.object_list:
@@ -197,7 +205,7 @@ def blacklist_detail(request, blacklist_id):
             "blacklist": blacklist,
             "page": page,
             "q": query,
-            "query": urlencode({"q": query}) if query else "",
+            "query": f"search={request.GET['search']}" if query else "",
             "entry_count": blacklist.entry_count,
             "used_by": blacklist.campaigns.order_by("name")[:USED_BY_SHOWN],
             "used_by_more": max(0, blacklist.campaign_count - USED_BY_SHOWN),

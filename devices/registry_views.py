@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts import searches
 from accounts.access import operator_view
 from devices import uploads
 from devices.access import get_import_for_operator
@@ -109,12 +110,20 @@ def _rows(now) -> list[dict]:
     return rows
 
 
+LOOKUP = "registry_lookup"
+
+
 @operator_view
 @require_http_methods(["GET", "POST"])
 @uploads.accepts_upload(uploads.megabytes(MAX_UPLOAD_MB), hint=upload_hint)
 def registry_index(request):
     now = timezone.now()
     upload = UploadForm()
+    if request.method == "POST" and "number" in request.POST:
+        # The lookup is POSTed, so the number stays out of URLs (accounts.searches).
+        terms = {key: request.POST.get(key, "") for key in ("registry", "number")}
+        saved = searches.save(request, LOOKUP, terms)
+        return HttpResponseRedirect(f"{reverse('registries:index')}?search={saved.pk}", status=303)
     if request.method == "POST":
         upload = UploadForm(request.POST, request.FILES)
         if upload.is_valid():
@@ -131,7 +140,7 @@ def registry_index(request):
             else:
                 messages.success(request, _("Upload received; the import is running."))
                 return HttpResponseRedirect(reverse("registries:import_detail", args=[job.pk]))
-    lookup = LookupForm(request.GET if "number" in request.GET else None)
+    lookup = LookupForm(searches.from_query(request, LOOKUP))
     answer = None
     if lookup.is_bound and lookup.is_valid():
         registry = lookup.cleaned_data["registry"]

@@ -112,13 +112,19 @@ def test_search_finds_a_number_typed_any_way_and_the_page_is_paginated(personas)
         for n in range(120):
             do_add_entry(blacklist, "phone", f"+1713555{n + 4000:04d}", reason="bulk")
     client = client_for(personas, "agent")
-    found = client.get(f"{BASE}{blacklist.pk}/", {"q": "(713) 555-4007"}).content.decode()
+
+    def search(q: str) -> str:  # POSTed by anyone who may see the list; opens at ?search=
+        posted = client.post(f"{BASE}{blacklist.pk}/", {"action": "search", "q": q})
+        assert posted.status_code == 303 and "555" not in posted["Location"]
+        return client.get(posted["Location"]).content.decode()
+
+    found = search("(713) 555-4007")
     assert found.count('data-testid="entry-row"') == 1 and "+1 713-555-4007" in found
-    partial = client.get(f"{BASE}{blacklist.pk}/", {"q": "555-41"}).content.decode()
+    partial = search("555-41")
     assert partial.count('data-testid="entry-row"') == 20  # +1713555 41xx: 4100–4119
     first = client.get(f"{BASE}{blacklist.pk}/").content.decode()
     assert first.count('data-testid="entry-row"') == 50 and "page=2" in first
-    nothing = client.get(f"{BASE}{blacklist.pk}/", {"q": "999"}).content.decode()
+    nothing = search("999")
     assert "No entry matches this search." in nothing
 
 

@@ -744,18 +744,25 @@ def test_upload_form_errors(personas):
     assert "The upload is larger than 500 MB" in client.get(response["Location"]).content.decode()
 
 
+def _lookup(client, terms: dict) -> str:
+    """The lookup, POSTed; the page it opens at (?search=<opaque id>, no number in it)."""
+    posted = client.post(INDEX, terms)
+    assert posted.status_code == 303 and "number" not in posted["Location"]
+    return client.get(posted["Location"]).content.decode()
+
+
 def test_lookup_box_answers_and_is_audited(personas):
     _load("US", US_LISTED)
     client = client_for(personas, "operator")
     us = _registry("US").pk
-    body = client.get(INDEX, {"registry": us, "number": "(713) 555-4101"}).content.decode()
+    body = _lookup(client, {"registry": us, "number": "(713) 555-4101"})
     assert "+17135554101 is on US National DNC." in body
-    body = client.get(INDEX, {"registry": us, "number": "713 555 4109"}).content.decode()
+    body = _lookup(client, {"registry": us, "number": "713 555 4109"})
     assert "+17135554109 is not on US National DNC." in body
     assert AuditEvent.objects.filter(action="registry.lookup").count() == 2
-    body = client.get(INDEX, {"registry": us, "number": "+55 11 91234-5678"}).content.decode()
+    body = _lookup(client, {"registry": us, "number": "+55 11 91234-5678"})
     assert "+5511912345678 is not a US number." in body
-    body = client.get(INDEX, {"registry": us, "number": "hello"}).content.decode()
+    body = _lookup(client, {"registry": us, "number": "hello"})
     assert "is not a phone number" in body
     assert AuditEvent.objects.filter(action="registry.lookup").count() == 2
 
