@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import throttle
+from accounts import searches, throttle
 from accounts.access import (
     account_view,
     accounts_for_user,
@@ -147,22 +147,34 @@ def account_sign_in(request, account_id: int):
 
 
 @enterprise_view
-@require_GET
+@require_http_methods(["GET", "POST"])
 def audit_log(request, enterprise):
-    form = AuditFilterForm(request.GET or None, enterprise=enterprise)
+    """The enterprise's audit log. Its filter is POSTed (a colleague's address is personal
+    data) and opens at ?search=<opaque id> (accounts.searches), pages included."""
+    if request.method == "POST":
+        form = AuditFilterForm(request.POST, enterprise=enterprise)
+        if form.is_valid():
+            terms = {key: request.POST.get(key, "") for key in form.fields}
+            saved = searches.save(request, AUDIT_FILTER, terms, enterprise=enterprise)
+            return HttpResponseRedirect(f"{request.path}?search={saved.pk}", status=303)
+    else:
+        terms = searches.from_query(request, AUDIT_FILTER, enterprise=enterprise)
+        form = AuditFilterForm(terms, enterprise=enterprise)
     events = AuditEvent.objects.filter(enterprise=enterprise).select_related("account")
     if form.is_bound and form.is_valid():
         events = form.apply(events, zoneinfo.ZoneInfo(enterprise.time_zone))
     elif form.is_bound:
         events = events.none()
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = f"search={request.GET['search']}" if request.method == "GET" and form.is_bound else ""
     return render(
         request,
         "accounts/audit_log.html",
-        {"enterprise": enterprise, "form": form, "page": page, "query": query.urlencode()},
+        {"enterprise": enterprise, "form": form, "page": page, "query": query},
     )
+
+
+AUDIT_FILTER = "audit_log"
 
 
 @account_view()
