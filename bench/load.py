@@ -34,8 +34,9 @@ runs second, on the ledger the dialler grew, so it is never the one with less da
 Per phase: requests/s, p50/p95/p99 per endpoint (each HTTP request, redirect hops under the
 path they reached) and per user action (a click and its redirects), errors (failed actions:
 an HTTP error or timeout on the way, or a page without what it must show; exceptions in a
-user), 5xx and worker timeouts in gunicorn's log, the dialler's attempts/s, and the CPU of
-gunicorn, Celery, the users (locust) and the whole machine. Target: 0 errors.
+user), 5xx and worker timeouts in gunicorn's log, the dialler's attempts/s, and the CPU over
+the window of gunicorn, Celery, PostgreSQL's backends on the bench database, the users
+(locust) and the rest of the machine (other work than this bench). Target: 0 errors.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ from pathlib import Path
 from _harness import (
     ROOT,
     children,
+    cpu_by_pid,
     cpu_model,
-    cpu_seconds,
     django_on_bench_db,
     emit,
     machine,
@@ -218,33 +219,49 @@ def run_users(plan: dict, run_dir: Path, label: str, pids) -> dict:
             [sys.executable, str(ROOT / "bench" / "_load_users.py"), str(plan_file)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True,
         )  # fmt: skip
-    cpu: dict[str, dict[str, float]] = {}
+    pids = {**pids, "users": lambda: [proc.pid]}
+    marks: dict[str, dict] = {}
     limit = time.monotonic() + plan["seconds"] + plan["ramp_limit_s"] + plan["timeout_s"] + 60
     for line in proc.stdout:
         print(line.rstrip(), file=sys.stderr, flush=True)
         mark = {"[load] measuring": "start", "[load] window over": "end"}.get(line.strip())
         if mark:
-            cpu[mark] = {name: cpu_seconds(find()) for name, find in pids.items()}
-            cpu[mark]["machine"], cpu[mark]["machine_total"] = machine_busy()
-            cpu[mark]["load_1m"] = os.getloadavg()[0]
+            marks[mark] = {
+                "cpu": {name: cpu_by_pid(find()) for name, find in pids.items()},
+                "machine": machine_busy(),
+                "load_1m": os.getloadavg()[0],
+            }
         if time.monotonic() > limit:
             proc.kill()
             raise RuntimeError(f"{label}: the users did not finish; see {run_dir}")
     if proc.wait() != 0 or not out_file.exists():
         raise RuntimeError(f"{label}: the users failed; see {run_dir / f'locust-{label}.log'}")
     result = json.loads(out_file.read_text())
-    if "start" in cpu and "end" in cpu:
-        window = result["window_s"]
-        for name in pids:
-            used = cpu["end"][name] - cpu["start"][name]
-            result[f"{name}_cpu_pct_of_a_core"] = round(100 * used / window, 1)
-        busy = cpu["end"]["machine"] - cpu["start"]["machine"]
-        total = cpu["end"]["machine_total"] - cpu["start"]["machine_total"]
-        result["machine_busy_pct"] = round(100 * busy / total, 1) if total else None
-        result["load_1m_at_start"] = round(cpu["start"]["load_1m"], 2)
-        result["load_1m_at_end"] = round(cpu["end"]["load_1m"], 2)
+    if "start" in marks and "end" in marks:
+        result.update(cpu_shares(marks["start"], marks["end"], result["window_s"]))
     result.update(gunicorn_problems(run_dir, log_offset))
     return result
+
+
+def cpu_shares(start: dict, end: dict, window: float) -> dict:
+    """Each component's CPU over the window, in % of one core (a process there at the end
+    but not at the start counts whole: it started within the window), the machine's busy
+    cores, and what the rest of the machine (other work than this bench) took."""
+    out, ours = {}, 0.0
+    for name, now in end["cpu"].items():
+        used = sum(t - start["cpu"][name].get(pid, 0.0) for pid, t in now.items())
+        out[f"{name}_cpu_pct_of_a_core"] = round(100 * used / window, 1)
+        ours += used
+    busy = end["machine"][0] - start["machine"][0]
+    total = end["machine"][1] - start["machine"][1]
+    cores = os.cpu_count() or 1
+    out["machine_busy_cores"] = round(cores * busy / total, 2) if total else None
+    out["other_work_cores"] = (
+        round(max(0.0, cores * busy / total - ours / window), 2) if total else None
+    )
+    out["load_1m_at_start"] = round(start["load_1m"], 2)
+    out["load_1m_at_end"] = round(end["load_1m"], 2)
+    return out
 
 
 def dialler_figures(account, sub, started_at: float, ended_at: float) -> dict:
@@ -299,6 +316,18 @@ def dialler_phase(ctx: dict, plan: dict, run_dir: Path, env: dict, pids: dict) -
     result.update(dialler_figures(ctx["account"], ctx["sub"], result["started_at"],
                                   result["ended_at"]))  # fmt: skip
     return result
+
+
+def bench_backends() -> list[int]:
+    """PostgreSQL's backends serving the bench database (when the server is on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def tree(pid: int) -> list[int]:
@@ -356,7 +385,8 @@ def main() -> None:
         env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1,localhost", "DEBUG": "0",
                "SECURE_COOKIES": "0", "LOG_LEVEL": "WARNING"}  # fmt: skip
         portal, port = start_gunicorn(run_dir, workers=3, env=env, args=["--timeout", "30"])
-        pids = {"gunicorn": lambda: [portal.pid, *children(portal.pid)]}
+        pids = {"gunicorn": lambda: [portal.pid, *children(portal.pid)],
+                "postgres": bench_backends}  # fmt: skip
         plan = {
             **ctx["plan"],
             "host": f"http://127.0.0.1:{port}",
