@@ -35,8 +35,8 @@ Per phase: requests/s, p50/p95/p99 per endpoint (each HTTP request, redirect hop
 path they reached) and per user action (a click and its redirects), errors (failed actions:
 an HTTP error or timeout on the way, or a page without what it must show; exceptions in a
 user), 5xx and worker timeouts in gunicorn's log, the dialler's attempts/s, and the CPU over
-the window of gunicorn, Celery, PostgreSQL's backends on the bench database, the users
-(locust) and the rest of the machine (other work than this bench). Target: 0 errors.
+the window of gunicorn, Celery, the users (locust) and the rest of the machine (PostgreSQL,
+Redis and any work that is not this bench's). Target: 0 errors.
 """
 
 from __future__ import annotations
@@ -246,7 +246,8 @@ def run_users(plan: dict, run_dir: Path, label: str, pids) -> dict:
 def cpu_shares(start: dict, end: dict, window: float) -> dict:
     """Each component's CPU over the window, in % of one core (a process there at the end
     but not at the start counts whole: it started within the window), the machine's busy
-    cores, and what the rest of the machine (other work than this bench) took."""
+    cores, and what the rest of the machine took: PostgreSQL (whose backends for Celery's
+    tasks last one task each, too short to sample) and any work that is not this bench's."""
     out, ours = {}, 0.0
     for name, now in end["cpu"].items():
         used = sum(t - start["cpu"][name].get(pid, 0.0) for pid, t in now.items())
@@ -256,7 +257,7 @@ def cpu_shares(start: dict, end: dict, window: float) -> dict:
     total = end["machine"][1] - start["machine"][1]
     cores = os.cpu_count() or 1
     out["machine_busy_cores"] = round(cores * busy / total, 2) if total else None
-    out["other_work_cores"] = (
+    out["rest_of_machine_cores"] = (
         round(max(0.0, cores * busy / total - ours / window), 2) if total else None
     )
     out["load_1m_at_start"] = round(start["load_1m"], 2)
@@ -318,18 +319,6 @@ def dialler_phase(ctx: dict, plan: dict, run_dir: Path, env: dict, pids: dict) -
     return result
 
 
-def bench_backends() -> list[int]:
-    """PostgreSQL's backends serving the bench database (when the server is on this machine)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def tree(pid: int) -> list[int]:
     """Every descendant of the process."""
     found = children(pid)
@@ -345,6 +334,8 @@ def summary(phase: dict) -> dict:
         "errors": phase["errors"],
         "http_failures": phase["http_failures"],
         "worker_timeouts": phase["worker_timeouts"],
+        **{k: v for k, v in phase.items() if k.endswith(("_cpu_pct_of_a_core", "_cores"))},
+        **{k: v for k, v in phase.items() if k.startswith("dialler_")},
         "p50_p95_p99_ms": {
             name: [e["p50_ms"], e["p95_ms"], e["p99_ms"]] for name, e in phase["endpoints"].items()
         },
@@ -385,8 +376,7 @@ def main() -> None:
         env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1,localhost", "DEBUG": "0",
                "SECURE_COOKIES": "0", "LOG_LEVEL": "WARNING"}  # fmt: skip
         portal, port = start_gunicorn(run_dir, workers=3, env=env, args=["--timeout", "30"])
-        pids = {"gunicorn": lambda: [portal.pid, *children(portal.pid)],
-                "postgres": bench_backends}  # fmt: skip
+        pids = {"gunicorn": lambda: [portal.pid, *children(portal.pid)]}
         plan = {
             **ctx["plan"],
             "host": f"http://127.0.0.1:{port}",
