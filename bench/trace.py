@@ -16,8 +16,9 @@ written), by phone and by client ID, in the first enterprise:
 
 * query: ``devices.trace.trace_attempts(...)``, the first page (50) evaluated plus
   ``.count()``, as the page shows them;
-* page: ``GET /enterprises/<id>/devices/?criteria=...&value=...`` through Django's test
-  client as an enterprise admin (middleware, session, view, template), server-side;
+* page: the search POSTed to ``/enterprises/<id>/devices/`` and its results opened at the
+  opaque URL it redirects to, through Django's test client as an enterprise admin
+  (middleware, session, view, template), server-side: both requests timed;
 * baseline, same data, same run: what per-account storage would need, one SQL statement
   with a UNION ALL over every account schema of the enterprise (each schema holds its
   account's rows in ``<schema>.attempt_copy`` indexed on (device_key, attempted_at DESC)
@@ -403,10 +404,13 @@ def time_page(client, path: str, kind: str, keys: list[str]) -> tuple[list[float
     times, sizes = [], []
     for key in keys:
         started = time.perf_counter()
-        response = client.get(path, {"criteria": kind, "value": key})
+        posted = client.post(path, {"criteria": kind, "value": key})
+        if posted.status_code != 303:
+            raise RuntimeError(f"POST {path} {kind}={key}: HTTP {posted.status_code}")
+        response = client.get(posted["Location"])
         times.append(time.perf_counter() - started)
         if response.status_code != 200:
-            raise RuntimeError(f"GET {path} {kind}={key}: HTTP {response.status_code}")
+            raise RuntimeError(f"GET {posted['Location']}: HTTP {response.status_code}")
         sizes.append(len(response.content))
     return times, sizes
 

@@ -55,7 +55,7 @@ def _all_settled(rows: dict[str, Attempt]) -> bool:
 
 
 @pytest.fixture
-def enterprise_with_history(committed, media):
+def enterprise_with_history(committed, media, tasks_held):
     """A fresh enterprise, committed (pg_dump reads what is committed), built through the
     project's actions: calling rules, a block and an allow, two accounts with blacklists,
     and a recorded voice campaign dialled in the first (one recording deleted since).

@@ -44,6 +44,7 @@ PACING_PER_MINUTE = 2400  # about 50 s of dispatch: the stop lands in the middle
 DOWN_SECONDS = float(os.environ.get("PG_RESTART_DOWN_SECONDS", "30"))
 FINISH_WITHIN_SECONDS = 180  # after the restart, with no help
 FRIENDLY = "The portal is temporarily unavailable."
+FRIENDLY_PT = "O portal está temporariamente indisponível."
 
 
 class Visitor:
@@ -124,12 +125,12 @@ def _worker_database_errors(log_text: str) -> list[float]:
     return times
 
 
-def _assert_unavailable_page(status: int, headers, content: bytes) -> None:
+def _assert_unavailable_page(status: int, headers, content: bytes, friendly=FRIENDLY) -> None:
     body = content.decode()
     assert status == 503, (status, body[:2000])
     assert headers["Retry-After"] == "30"
     assert headers["Content-Type"].startswith("text/html")
-    assert FRIENDLY in body and 'data-testid="unavailable"' in body
+    assert friendly in body and 'data-testid="unavailable"' in body
     assert "Traceback" not in body and "Something went wrong" not in body
     assert "<script" not in body and "style=" not in body  # a strict CSP allows neither
 
@@ -152,7 +153,9 @@ def database_unreachable(django_db_blocker):
 @pytest.mark.parametrize("path", ["/login/", "/a/acme-one/", "/enterprises/1/devices/"])
 def test_pages_answer_503_while_the_database_is_unreachable(database_unreachable, path):
     response = Client(raise_request_exception=False).get(path, HTTP_ACCEPT_LANGUAGE="pt-br")
-    _assert_unavailable_page(response.status_code, response.headers, response.content)
+    _assert_unavailable_page(
+        response.status_code, response.headers, response.content, friendly=FRIENDLY_PT
+    )
     assert '<html lang="pt-br">' in response.content.decode()
 
 

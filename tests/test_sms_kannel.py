@@ -94,10 +94,11 @@ def test_delivery_reports_reach_the_ledger_and_the_trace(via_kannel, open_all_da
     do_add_membership(admin, account.enterprise, Role.ENTERPRISE_ADMIN)
     client = Client()
     client.force_login(admin)
-    page = client.get(
+    searched = client.post(
         f"/enterprises/{account.enterprise_id}/devices/",
         {"criteria": "device", "value": UNDELIVERABLE},
-    ).content.decode()
+    )
+    page = client.get(searched["Location"]).content.decode()
     assert "Undelivered" in page and "stat:UNDELIV err:001" in page
 
 
