@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.core.exceptions import FieldDoesNotExist
 
 from accounts.actions import audit
 from accounts.models import Account, Enterprise
@@ -61,6 +62,20 @@ def _place(obj) -> tuple[Enterprise | None, Account | None]:
 
 class AuditedAdmin(admin.ModelAdmin):
     """A ModelAdmin whose every change is audited (see the module's docstring)."""
+
+    def to_field_allowed(self, request, to_field):
+        # Django looks "?_to_field=" up among the model's reverse relations too, which have
+        # no primary_key: "?_to_field=memberships" (or "+") was an AttributeError, a 500.
+        # Only a column of the model itself can be pointed at; anything else is refused
+        # (a 400), as an unknown name is. Here because every admin we register derives
+        # from this class.
+        try:
+            field = self.opts.get_field(to_field)
+        except FieldDoesNotExist:
+            return False
+        if not getattr(field, "concrete", False):
+            return False
+        return super().to_field_allowed(request, to_field)
 
     def construct_change_message(self, request, form, formsets, add=False):
         # The forms are at hand only here (after the save, before log_*): keep what

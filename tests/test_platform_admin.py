@@ -149,6 +149,18 @@ def test_a_membership_naming_no_account_id_is_a_form_error_not_a_server_error(pe
     assert membership.role == Role.AGENT
 
 
+def test_a_to_field_naming_a_reverse_relation_is_refused_not_a_server_error(personas):
+    """Found by tests/test_form_fuzz.py: "?_to_field=+" on the user add page made Django's
+    admin read ``primary_key`` of a reverse relation (an AttributeError, a 500)."""
+    client = client_for(personas, "operator")
+    for page in ("/admin/accounts/user/add/", "/admin/accounts/enterprise/",
+                 f"/admin/accounts/user/{personas.agent.pk}/change/"):  # fmt: skip
+        for name in ("+", "memberships", "accounts", "no_such_field"):
+            assert client.get(page, {"_to_field": name}).status_code == 400, (page, name)
+    # A column of the model is still a field to point at (the admin's own popups use it).
+    assert client.get("/admin/accounts/user/add/", {"_to_field": "id"}).status_code == 200
+
+
 def test_password_and_enterprise_changes_and_deletions_in_the_admin_are_audited(personas):
     client = client_for(personas, "operator")
     response = client.post(
