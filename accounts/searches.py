@@ -10,6 +10,7 @@ id, never the number or address.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,9 @@ from django.utils import timezone
 from accounts.models import Account, Enterprise, SavedSearch
 
 MAX_TERM = 1000
+
+
+_SEARCH_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class Expired(Exception):
@@ -46,7 +50,9 @@ def find(search_id: str, kind: str, *, enterprise: Enterprise | None = None,
          account: Account | None = None) -> SavedSearch:  # fmt: skip
     """The search, for the enterprise (or account) asking; 404 if it is not theirs or not a
     search at all, Expired if it is theirs and over."""
-    if not (isinstance(search_id, str) and 0 < len(search_id) <= 32):
+    # Only what secrets.token_urlsafe makes: "a\x00b" (PostgreSQL stores no NUL) was a
+    # DataError, a 500, for ?search= on every list page.
+    if not (isinstance(search_id, str) and _SEARCH_ID.fullmatch(search_id)):
         raise Http404
     search = SavedSearch.objects.filter(
         pk=search_id,
