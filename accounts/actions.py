@@ -76,6 +76,22 @@ def audit(
     )
 
 
+def audit_once(actor: User, action: str, *, obj: Any, enterprise: Enterprise | None,
+               since=None, **kwargs) -> AuditEvent | None:  # fmt: skip
+    """``audit``, unless this actor already has this action on this object (since ``since``,
+    if given): what one person repeats while doing one thing (a player's range requests,
+    paging through one search) is one row."""
+    earlier = AuditEvent.objects.filter(
+        enterprise=enterprise, action=action, actor=actor,
+        object_type=obj._meta.model_name, object_id=str(obj.pk),
+    )  # fmt: skip
+    if since is not None:
+        earlier = earlier.filter(occurred_at__gte=since)
+    if earlier.exists():
+        return None
+    return audit(actor, action, enterprise=enterprise, obj=obj, **kwargs)
+
+
 def ensure_public_tenant() -> Account:
     """The platform's own tenant row, which django-tenants routes shared pages to."""
     public, _ = Account.objects.get_or_create(
@@ -204,6 +220,7 @@ def audit_failed_sign_in(email: str, reason: str, *, request) -> None:
 __all__ = [
     "Role",
     "audit",
+    "audit_once",
     "audit_failed_sign_in",
     "audit_sign_in",
     "do_add_membership",

@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.utils import timezone
 
 from accounts.models import Account, Enterprise, SavedSearch
@@ -77,6 +77,16 @@ def from_query(request, kind: str, **place) -> dict | None:
         return find(search_id, kind, **place).params
     except (Http404, Expired):
         return None
+
+
+def open_at(url: str, search: SavedSearch) -> HttpResponseRedirect:
+    """After a search is POSTed: its list, at ``?search=<id>`` (303, so a reload is a GET)."""
+    return HttpResponseRedirect(f"{url}?search={search.pk}", status=303)
+
+
+def page_query(request, terms: dict | None) -> str:
+    """What a list's page links carry: the search it was opened with, if one applies."""
+    return f"search={request.GET['search']}" if terms is not None else ""
 
 
 def purge_expired() -> int:

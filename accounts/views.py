@@ -151,12 +151,13 @@ def account_sign_in(request, account_id: int):
 def audit_log(request, enterprise):
     """The enterprise's audit log. Its filter is POSTed (a colleague's address is personal
     data) and opens at ?search=<opaque id> (accounts.searches), pages included."""
+    terms = None  # a POST with errors shows them, unsaved
     if request.method == "POST":
         form = AuditFilterForm(request.POST, enterprise=enterprise)
         if form.is_valid():
-            terms = {key: request.POST.get(key, "") for key in form.fields}
-            saved = searches.save(request, AUDIT_FILTER, terms, enterprise=enterprise)
-            return HttpResponseRedirect(f"{request.path}?search={saved.pk}", status=303)
+            typed = {key: request.POST.get(key, "") for key in form.fields}
+            saved = searches.save(request, AUDIT_FILTER, typed, enterprise=enterprise)
+            return searches.open_at(request.path, saved)
     else:
         terms = searches.from_query(request, AUDIT_FILTER, enterprise=enterprise)
         form = AuditFilterForm(terms, enterprise=enterprise)
@@ -166,7 +167,7 @@ def audit_log(request, enterprise):
     elif form.is_bound:
         events = events.none()
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = f"search={request.GET['search']}" if request.method == "GET" and form.is_bound else ""
+    query = searches.page_query(request, terms)
     return render(
         request,
         "accounts/audit_log.html",

@@ -120,7 +120,7 @@ def blacklist_detail(request, blacklist_id):
         # Anyone who may see the list may search it: POSTed, so a number stays out of URLs.
         terms = {"blacklist": blacklist.pk, "q": request.POST.get("q", "")}
         saved = searches.save(request, ENTRY_SEARCH, terms, account=connection.tenant)
-        return HttpResponseRedirect(f"{request.path}?search={saved.pk}", status=303)
+        return searches.open_at(request.path, saved)
     if request.method == "POST" and not can_manage:
         raise PermissionDenied
     action = request.POST.get("action") if request.method == "POST" else None
@@ -205,7 +205,7 @@ def blacklist_detail(request, blacklist_id):
             "blacklist": blacklist,
             "page": page,
             "q": query,
-            "query": f"search={request.GET['search']}" if query else "",
+            "query": searches.page_query(request, terms) if query else "",
             "entry_count": blacklist.entry_count,
             "used_by": blacklist.campaigns.order_by("name")[:USED_BY_SHOWN],
             "used_by_more": max(0, blacklist.campaign_count - USED_BY_SHOWN),

@@ -13,8 +13,8 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts import webhooks
-from accounts.actions import audit
-from accounts.models import Account, AuditEvent, Enterprise
+from accounts.actions import audit, audit_once
+from accounts.models import Account, Enterprise
 from devices.models import Attempt, RecordingState
 
 logger = logging.getLogger(__name__)
@@ -54,22 +54,12 @@ def recording_response(request, attempt: Attempt) -> HttpResponse:
 
 
 def audit_listen(request, attempt: Attempt) -> None:
-    user = request.user
-    recent = AuditEvent.objects.filter(
-        enterprise_id=attempt.enterprise_id,
-        action="recording.listen",
-        actor=user,
-        object_type=attempt._meta.model_name,
-        object_id=str(attempt.pk),
-        occurred_at__gte=timezone.now() - LISTEN_AUDIT_WINDOW,
-    )
-    if recent.exists():
-        return
     with transaction.atomic():
-        audit(
-            user,
+        audit_once(
+            request.user,
             "recording.listen",
             enterprise=Enterprise.objects.filter(pk=attempt.enterprise_id).first(),
+            since=timezone.now() - LISTEN_AUDIT_WINDOW,
             account=Account.objects.filter(pk=attempt.account_id).first(),
             obj=attempt,
             details={"attempt": attempt.pk, "device": attempt.device_key,

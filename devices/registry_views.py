@@ -123,7 +123,7 @@ def registry_index(request):
         # The lookup is POSTed, so the number stays out of URLs (accounts.searches).
         terms = {key: request.POST.get(key, "") for key in ("registry", "number")}
         saved = searches.save(request, LOOKUP, terms)
-        return HttpResponseRedirect(f"{reverse('registries:index')}?search={saved.pk}", status=303)
+        return searches.open_at(reverse("registries:index"), saved)
     if request.method == "POST":
         upload = UploadForm(request.POST, request.FILES)
         if upload.is_valid():

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import searches
 from accounts.access import enterprise_view
-from accounts.actions import audit
-from accounts.models import Account, AuditEvent
+from accounts.actions import audit, audit_once
+from accounts.models import Account
 from accounts.urls_helpers import account_url
 from devices import uploads
 from devices.access import (
@@ -163,13 +163,9 @@ def contact_trace_results(request, enterprise, search_id: str):
     attempts = trace_attempts(enterprise.pk, form.query)
     page = Paginator(attempts, TRACE_PAGE_SIZE).get_page(request.GET.get("page"))
     _attach_links(enterprise, page.object_list)
-    if not AuditEvent.objects.filter(
-        enterprise=enterprise, action="trace.search", actor=request.user,
-        object_type=search._meta.model_name, object_id=search.pk,
-    ).exists():  # fmt: skip
-        audit(request.user, "trace.search", enterprise=enterprise, obj=search,
-              details={"criteria": form.query.kind, "value": form.query.key,
-                       "results": page.paginator.count}, request=request)  # fmt: skip
+    audit_once(request.user, "trace.search", enterprise=enterprise, obj=search,
+               details={"criteria": form.query.kind, "value": form.query.key,
+                        "results": page.paginator.count}, request=request)  # fmt: skip
     export = reverse("devices:contact_trace_export", args=[enterprise.pk, search.pk])
     return _render_trace(request, enterprise, form, page=page, search=search, export_url=export)
 
@@ -323,7 +319,7 @@ def device_blocking(request, enterprise):
         search = SettingSearchForm(request.POST)
         terms = {key: value for key, value in search.data.items() if key in search.fields}
         saved = searches.save(request, SETTINGS_SEARCH, terms, enterprise=enterprise)
-        return HttpResponseRedirect(f"{_blocking_url(enterprise)}?search={saved.pk}", status=303)
+        return searches.open_at(_blocking_url(enterprise), saved)
     if request.method == "POST":
         form = DeviceSettingForm(request.POST, enterprise=enterprise)
         if form.is_valid() and request.POST.get("op") == "save":
@@ -360,7 +356,7 @@ def device_blocking(request, enterprise):
     filters = search.filters()
     settings = search_settings(enterprise, **filters)
     page = Paginator(settings, SETTINGS_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = f"search={request.GET['search']}" if terms is not None else ""
+    query = searches.page_query(request, terms)
     return render(
         request,
         "devices/device_blocking.html",
