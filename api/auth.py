@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.cache import cache
 from ninja.security import HttpBearer
 
-from accounts.api_keys import authenticate
+from accounts.api_keys import active_account, authenticate
 from accounts.models import Account, ApiKey
 from api.problems import NUL_DETAIL, Problem, request_has_nul
 
@@ -72,16 +72,12 @@ def account_for(key: ApiKey, account: str | int | None) -> Account:
     """The account a request names (slug or id), if this key may act in it: an account
     key only in its own; an enterprise key in any of its enterprise's. Others are 404."""
     if account in (None, ""):
-        if key.account_id is not None:
+        if key.account_id is not None and key.account.is_active:
             return key.account
+        if key.account_id is not None:
+            raise Problem(404, "not-found", "No such account for this key.")
         raise Problem(422, "account-required", "Name the account (its slug or id).")
-    found = Account.objects.select_related("enterprise").filter(
-        enterprise_id=key.enterprise_id, is_active=True
-    )
-    text = str(account)
-    found = found.filter(pk=int(text)) if text.isascii() and text.isdigit() and len(text) < 12 \
-        else found.filter(slug=text[:80])  # fmt: skip
-    match = found.exclude(schema_name="public").first()
+    match = active_account(key, str(account))
     if match is None or (key.account_id is not None and match.pk != key.account_id):
         raise Problem(404, "not-found", "No such account for this key.")
     return match

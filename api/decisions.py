@@ -5,6 +5,7 @@ account's schema, so a campaign's blacklists count when a campaign is named."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from typing import Literal
 
 from django.utils import timezone
@@ -12,6 +13,7 @@ from django_tenants.utils import tenant_context
 from ninja import Field, Router, Schema
 
 from accounts.models import ApiKey
+from api.answers import built
 from api.auth import account_for, require
 from api.problems import Problem
 from campaigns.models import Campaign
@@ -64,7 +66,8 @@ def decisions(request, body: DecisionIn):
         raise Problem(422, "invalid-time", "at needs a time zone (…Z or …+00:00).")
     region = account.enterprise.default_region
     results, requests, slots = [], [], []
-    with tenant_context(account):
+    # The gate reads the shared tables; the account's own only for a campaign's blacklists.
+    with tenant_context(account) if body.campaign is not None else nullcontext():
         if body.campaign is not None and not Campaign.objects.filter(pk=body.campaign).exists():
             raise Problem(404, "not-found", "No such campaign in this account.")
         for text in body.devices:
@@ -82,10 +85,12 @@ def decisions(request, body: DecisionIn):
                 purpose=body.purpose, channel=body.channel, device_key=device_key,
             ))  # fmt: skip
         answers = PolicyGate(account.enterprise, at).decide(requests) if requests else []
+    labels = {}
     for slot, answer in zip(slots, answers, strict=True):
+        if answer.rule and answer.rule not in labels:
+            labels[answer.rule] = rule_label(answer.rule)
         results[slot].update(
-            decision=answer.action, rule=answer.rule, rule_label=rule_label(answer.rule)
-            if answer.rule else "", source=answer.source, detail=answer.detail,
-            retry_at=answer.retry_at,
+            decision=answer.action, rule=answer.rule, rule_label=labels.get(answer.rule, ""),
+            source=answer.source, detail=answer.detail, retry_at=answer.retry_at,
         )  # fmt: skip
-    return {"at": at, "account": account.slug, "results": results}
+    return built({"at": at, "account": account.slug, "results": results})

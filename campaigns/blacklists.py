@@ -35,8 +35,9 @@ from devices.interfaces import BlacklistHit
 def blacklist_hits(
     campaign_ids: Iterable[int], keys: Iterable[str], now: dt.datetime
 ) -> dict[tuple[int, str], BlacklistHit]:
-    """Applying entries per (campaign, device) in the current account: one query."""
-    campaign_ids, keys = sorted(set(campaign_ids)), sorted(set(keys))
+    """Applying entries per (campaign, device) in the current account: one query, none
+    when no campaign is named (0: a decision asked for the account as a whole)."""
+    campaign_ids, keys = sorted({c for c in campaign_ids if c > 0}), sorted(set(keys))
     if not campaign_ids or not keys or connection.schema_name == "public":
         return {}
     with connection.cursor() as cursor:

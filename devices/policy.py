@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Enterprise
 from devices import interfaces
-from devices.keys import PHONE, country_of_phone, kind_of_key, time_zones_for_phone
+from devices.keys import PHONE, kind_of_key, phone_facts
 from devices.models import Channel, DeviceSetting, Registry
 from devices.registry.freshness import STALE_RETRY, TELEMARKETING, is_stale
 from devices.registry.freshness import stale_detail as registry_stale_detail
@@ -95,9 +95,9 @@ class Decision:
 
 @lru_cache(maxsize=200_000)
 def _phone_facts(e164: str) -> tuple[str, tuple[str, ...]]:
-    """A number's country and time zones: parsing them costs ~60 µs, and the same numbers
+    """A number's country and time zones: ~25 µs for a new number, and the same numbers
     come back attempt after attempt (a bounded cache; numbers never change country)."""
-    return country_of_phone(e164), time_zones_for_phone(e164)
+    return phone_facts(e164)
 
 
 @lru_cache(maxsize=512)
@@ -143,6 +143,12 @@ class PolicyGate:
     def stale_registries(self) -> set[str]:
         return {c for c, r in self.registries.items() if is_stale(r, self.now)}
 
+    @cached_property
+    def source_labels(self) -> dict[str, str]:
+        """A setting's source in words (get_source_display took ~150 µs a call: Django
+        hashes the lazy labels to look one up)."""
+        return {value: str(label) for value, label in DeviceSetting.Source.choices}
+
     # --- the batch API -------------------------------------------------------------
 
     def decide(self, requests: Sequence[DialRequest]) -> list[Decision]:
@@ -174,7 +180,8 @@ class PolicyGate:
         # 1. The enterprise's own setting for the device: a Block stops every account.
         setting = settings.get(request.device_key)
         if setting is not None and setting.action == DeviceSetting.Action.BLOCK:
-            detail = f"{setting.get_source_display()}: {setting.reason}".rstrip(": ")
+            source = self.source_labels.get(setting.source, setting.source)
+            detail = f"{source}: {setting.reason}".rstrip(": ")
             return Decision(SUPPRESS, RULE_DEVICE_BLOCK, detail[:255], source=setting.source)
         # 2. Campaign blacklists: an enterprise Allow does not override them.
         hit = blacklisted.get((request.campaign_id, request.device_key))

@@ -2,17 +2,30 @@
 one), requests refused before routing, request bodies capped before anything reads them,
 and the 503 answered while the database is down."""
 
+import copy
 import os
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.handlers.wsgi import LimitedStream
+from django.db import connection
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.loader import render_to_string
+from django.urls import clear_url_caches, set_urlconf
 from django.utils import timezone, translation
 from django.views import defaults
+from django_tenants.middleware.subfolder import TenantSubfolderMiddleware
+from django_tenants.urlresolvers import get_subfolder_urlconf
+from django_tenants.utils import (
+    get_public_schema_name,
+    get_subfolder_prefix,
+    get_tenant_domain_model,
+    get_tenant_model,
+)
 
 from accounts.access import enterprises_for_user
 from accounts.outages import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
@@ -67,6 +80,77 @@ class RefuseNulMiddleware:
         if "\x00" in request.path:
             return HttpResponseBadRequest(NUL_DETAIL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class AccountRoutingMiddleware(TenantSubfolderMiddleware):
+    """django-tenants' subfolder routing (``/a/<account>/…`` to the account's schema,
+    everything else to the public one), without rebuilding the URL resolvers on every
+    request. django-tenants makes a new URLconf module for each request to an account and
+    then clears every cached resolver, so each request parsed the whole URLconf again
+    (about 7 ms). Here each account's URLconf module is kept (the most recent
+    ``URLCONF_CACHE_SIZE``), so its resolver stays cached with it, and the public URLconf's
+    resolver is never cleared. The account is still read on every request (it may have
+    been deactivated); the API's public tenant row is kept per process, since every API
+    request reads its key from the database anyway."""
+
+    URLCONF_CACHE_SIZE = 256
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.prefix = f"/{get_subfolder_prefix()}/"
+        self.urlconfs: OrderedDict[str, object] = OrderedDict()
+        self.public_tenant = None
+        self.lock = threading.Lock()  # gunicorn's threaded workers share the cache
+
+    def process_request(self, request):
+        if hasattr(request, "tenant"):
+            return None
+        connection.set_schema_to_public()
+        if not request.path.startswith(self.prefix):
+            tenant = self._public_tenant(cached=request.path.startswith("/api/"))
+            self.setup_url_routing(request, force_public=True)
+            urlconf = None
+        else:
+            subfolder = request.path[len(self.prefix) :].split("/", 1)[0]
+            domain_model = get_tenant_domain_model()
+            try:
+                tenant = self.get_tenant(domain_model=domain_model, hostname=subfolder)
+            except domain_model.DoesNotExist:
+                return self.no_tenant_found(request, subfolder)
+            tenant.domain_subfolder = subfolder
+            urlconf = self._urlconf(tenant)
+        tenant.domain_url = self.hostname_from_request(request)
+        request.tenant = tenant
+        connection.set_tenant(tenant)
+        if urlconf is not None:
+            request.urlconf = urlconf
+            set_urlconf(urlconf)
+        return None
+
+    def _public_tenant(self, *, cached: bool):
+        if cached and self.public_tenant is not None:
+            return copy.copy(self.public_tenant)
+        model = get_tenant_model()
+        try:
+            tenant = model.objects.get(schema_name=get_public_schema_name())
+        except model.DoesNotExist:
+            raise self.TENANT_NOT_FOUND_EXCEPTION("Unable to find public tenant") from None
+        self.public_tenant = copy.copy(tenant)
+        return tenant
+
+    def _urlconf(self, tenant):
+        subfolder = tenant.domain_subfolder
+        with self.lock:
+            urlconf = self.urlconfs.get(subfolder)
+            if urlconf is not None:
+                self.urlconfs.move_to_end(subfolder)
+                return urlconf
+            if len(self.urlconfs) >= self.URLCONF_CACHE_SIZE:
+                # Resolvers are cached by module: forgetting modules means clearing them all.
+                self.urlconfs.clear()
+                clear_url_caches()
+            urlconf = self.urlconfs[subfolder] = get_subfolder_urlconf(tenant)
+            return urlconf
 
 
 class RequestBodyLimitMiddleware:

@@ -65,6 +65,11 @@ ROOT_URLCONF = "enterprise_portal.urls_tenant"
 # New accounts are cloned from a migrated template schema instead of replaying migrations.
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
+# django-tenants issues SET search_path before every cursor's first statement unless told to
+# remember what it set; it forgets on a schema switch, a rollback (to a savepoint too: a SET
+# is transactional) and a closed connection. An API decision ran 5 of its 10 statements
+# for that.
+TENANT_LIMIT_SET_CALLS = True
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
@@ -78,7 +83,7 @@ MIDDLEWARE = [
     # Before tenant routing, so an unknown account's 404 page is in the visitor's language.
     "django.middleware.locale.LocaleMiddleware",
     "enterprise_portal.middleware.RefuseNulMiddleware",
-    "django_tenants.middleware.subfolder.TenantSubfolderMiddleware",
+    "enterprise_portal.middleware.AccountRoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before the CSRF check, which reads a POST's body: refuses too large a body unread.

@@ -343,6 +343,10 @@ def check_inputs(region: str, count: int, seed: int) -> dict:
             _note(stats, f"normalize_phone({text!r}, {region!r}) = {got!r}, not {expected!r}")
         if expected is not None:
             stats["reference_valid"] += 1
+            facts = keys.phone_facts(expected)
+            slow = (keys.country_of_phone(expected), keys.time_zones_for_phone(expected))
+            if facts != slow:
+                _note(stats, f"phone_facts({expected!r}) = {facts!r}, not {slow!r}")
             if fast_shape(text, region):
                 stats["shape_valid"] += 1
                 stats["shape_valid_fast"] += fast is not None

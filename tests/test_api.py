@@ -16,8 +16,9 @@ from django_tenants.utils import tenant_context
 from accounts.actions import do_add_membership
 from accounts.api_keys import do_create_api_key, do_revoke_api_key
 from accounts.models import ApiKey, AuditEvent, Role, User
+from campaigns.actions import do_create_campaign
 from campaigns.blacklists import do_add_entry, do_create_blacklist, do_set_blacklist_campaigns
-from campaigns.models import Blacklist, DialState
+from campaigns.models import Blacklist, BlacklistEntry, DialState
 from devices.actions import do_save_device_setting
 from devices.models import Attempt, DeviceSetting
 from tests import factories
@@ -234,6 +235,42 @@ def test_decisions_are_the_gates_own(personas):
     assert deferred["decision"] == "defer" and deferred["rule"] == "calling_window"
     retry_at = dt.datetime.fromisoformat(deferred["retry_at"])
     assert retry_at == dt.datetime(2026, 12, 3, 14, 0, tzinfo=dt.UTC)  # 8:00 in Houston
+
+
+def test_a_key_stops_working_the_moment_it_or_its_account_is_turned_off(personas):
+    # Keys and accounts are read on every request, never from a cache.
+    key, secret = _key(personas, account=personas.acct_a1)
+    body = {"devices": [HOUSTON], "channel": "voice", "purpose": "collections"}
+    assert _post(_api(secret), "/api/v1/decisions", body).status_code == 200
+    personas.acct_a1.is_active = False
+    personas.acct_a1.save(update_fields=["is_active"])
+    for account in (None, "acme-one", str(personas.acct_a1.pk)):
+        asked = _post(_api(secret), "/api/v1/decisions", {**body, "account": account})
+        assert asked.status_code == 404, (account, asked.content)
+    personas.acct_a1.is_active = True
+    personas.acct_a1.save(update_fields=["is_active"])
+    assert _post(_api(secret), "/api/v1/decisions", body).status_code == 200
+    do_revoke_api_key(key, actor=personas.acct_admin)
+    assert _post(_api(secret), "/api/v1/decisions", body).status_code == 401
+    for forged in (secret.replace("cpk_", "cpk_zz"), "cpk_" + "f" * 17 + "_x", "cpk__x"):
+        assert _post(_api(forged), "/api/v1/decisions", body).status_code == 401, forged
+
+
+def test_a_decision_names_its_campaign_blacklists_only_when_asked(personas):
+    # Without a campaign the gate runs for the account as a whole: no list applies.
+    with tenant_context(personas.acct_a1):
+        campaign = do_create_campaign(name="Collections")
+        blacklist = do_create_blacklist(name="Do not call")
+        do_set_blacklist_campaigns(blacklist, [campaign])
+        do_add_entry(blacklist, BlacklistEntry.Kind.PHONE, HOUSTON, actor=personas.acct_admin)
+    _key1, secret = _key(personas, account=personas.acct_a1)
+    body = {"devices": [HOUSTON], "channel": "voice", "purpose": "collections",
+            "at": "2026-12-02T18:00:00Z"}  # fmt: skip
+    whole = _json(_post(_api(secret), "/api/v1/decisions", body))["results"][0]
+    assert whole["decision"] == "dial"
+    named = _json(_post(_api(secret), "/api/v1/decisions", {**body, "campaign": campaign.pk}))
+    assert named["results"][0]["rule"] == "campaign_blacklist"
+    assert named["results"][0]["source"] == str(blacklist.pk)
 
 
 def test_the_schema_and_its_documentation_are_served_by_the_app(personas):

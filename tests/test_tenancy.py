@@ -253,3 +253,40 @@ def test_language_switcher_and_enterprise_default_language(personas):
     response = client.post("/i18n/setlang/", {"language": "pt-br", "next": page})
     assert response.status_code == 302
     assert portuguese in client.get(page).content.decode()
+
+
+def test_account_pages_route_right_when_the_routing_cache_turns_over(personas, monkeypatch):
+    # Each account's URLconf is kept (enterprise_portal.middleware.AccountRoutingMiddleware);
+    # with room for one, every request below evicts the other account's.
+    from enterprise_portal.middleware import AccountRoutingMiddleware
+
+    monkeypatch.setattr(AccountRoutingMiddleware, "URLCONF_CACHE_SIZE", 1)
+    client = client_for(personas, "ent_admin")
+    for slug, name in [("acme-one", "Acme One"), ("acme-two", "Acme Two")] * 2:
+        page = client.get(f"/a/{slug}/")
+        assert page.status_code == 200 and name in page.content.decode(), slug
+        assert f'href="/a/{slug}/' in page.content.decode(), "links carry the account's prefix"
+    assert client.get("/a/does-not-exist/").status_code == 404
+
+
+def _search_path() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        return cursor.fetchone()[0]
+
+
+def test_the_schema_holds_after_a_rollback_with_search_path_remembered(personas, settings):
+    # TENANT_LIMIT_SET_CALLS: django-tenants issues SET search_path once per schema switch.
+    # A SET is transactional: a rollback (here to the test's savepoint) undoes it, and the
+    # next statement must set it again rather than read another schema's tables.
+    from django.db import transaction
+    from django_tenants.utils import tenant_context
+
+    assert settings.TENANT_LIMIT_SET_CALLS
+    assert _search_path() == "public"
+    with tenant_context(personas.acct_a1):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            assert _search_path() == "acct_acme_one, public"
+            raise RuntimeError("rolled back")
+        assert _search_path() == "acct_acme_one, public"
+    assert _search_path() == "public"
