@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,6 +214,55 @@ def _call_engines() -> int:
     return int(count)
 
 
+class LogTee(threading.Thread):
+    """Copies a process's output, line by line, to ``var/log/<name>.log`` whole, and to the
+    terminal only from WARNING up (a traceback's lines with their record). Celery logs at
+    INFO to the file: every task, and the dispatcher's tick every 2 s, which would bury the
+    banner. ``seen`` is set once a line contains ``ready_text``."""
+
+    LEVEL = re.compile(r"^\[[^\]]*?:\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)/")
+    SHOWN = {"WARNING", "ERROR", "CRITICAL"}
+
+    def __init__(self, name: str, stream, log_dir: Path, *, ready_text: str = "", out=None):
+        super().__init__(name=f"log-{name}", daemon=True)
+        self.label, self.stream, self.ready_text = name, stream, ready_text
+        self.path = log_dir / f"{name}.log"
+        self.out = out or sys.stdout
+        self.seen = threading.Event()
+
+    def run(self) -> None:
+        shown = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8", errors="replace") as file:
+            for line in self.stream:
+                file.write(line)
+                file.flush()
+                level = self.LEVEL.match(line)
+                if level:
+                    shown = level.group(1) in self.SHOWN
+                if shown:
+                    self.out.write(f"[{self.label}] {line}")
+                    self.out.flush()
+                if self.ready_text and self.ready_text in line:
+                    self.seen.set()
+
+
+def _logged(name: str, args: list[str], *, ready_text: str = "") -> tuple[subprocess.Popen, LogTee]:
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        encoding="utf-8", errors="replace", bufsize=1,
+    )  # fmt: skip
+    tee = LogTee(name, proc.stdout, VAR / "log", ready_text=ready_text)
+    tee.start()
+    return proc, tee
+
+
+def _listening(port: str) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", int(port)), 0.5):
+        return True
+    return False
+
+
 def cmd_run() -> int:
     _interrupt_on_sigterm()
     os.environ.setdefault("DEBUG", "1")
@@ -220,25 +271,35 @@ def cmd_run() -> int:
     port = os.environ.get("PORT", "8000")
     with services(purpose="run"):
         manage("setup_portal", "--verbosity", "0")
-        manage("load_demo")
+        demo = subprocess.run(
+            [PYTHON, str(ROOT / "manage.py"), "load_demo"], cwd=ROOT, check=True,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        worker, worker_log = _logged("worker", [
+            PYTHON, "-m", "celery", "-A", "enterprise_portal", "worker", "--loglevel", "INFO",
+            "--concurrency", "2"], ready_text=" ready.")  # fmt: skip
+        beat, beat_log = _logged("beat", [
+            PYTHON, "-m", "celery", "-A", "enterprise_portal", "beat", "--loglevel", "INFO"],
+            ready_text="beat: Starting")  # fmt: skip
         procs = {
             "web": subprocess.Popen(
                 [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT
             ),
-            "worker": subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "enterprise_portal", "worker",
-                 "--loglevel", "INFO", "--concurrency", "2"],
-                cwd=ROOT,
-            ),
-            "beat": subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "enterprise_portal", "beat", "--loglevel", "INFO"],
-                cwd=ROOT,
-            ),
-        }  # fmt: skip
+            "worker": worker,
+            "beat": beat,
+        }
         if _call_engines():  # VOICE_GATEWAY=sip: its engines, each its own process
             procs["call-engines"] = subprocess.Popen(
                 [PYTHON, "manage.py", "call_engine", "--engines", str(_call_engines())], cwd=ROOT
             )
+        # The banner last, once the pages answer and the worker and beat are up.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs.values()):
+            if _listening(port) and worker_log.seen.is_set() and beat_log.seen.is_set():
+                break
+            time.sleep(0.2)
+        print(demo.stdout, end="", flush=True)
+        log(f"Worker and beat log to {VAR / 'log'} (here: warnings and errors only).")
         log(f"Portal running at http://localhost:{port}/  (Ctrl-C stops everything)")
         code = 0
         try:
