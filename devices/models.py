@@ -112,8 +112,21 @@ class Attempt(models.Model):
 
     @property
     def sms_direction(self) -> str:
-        """The carrier's words: TEXT_SENT (mobile terminated) or TEXT_RECEIVED (originated)."""
-        return "TEXT_RECEIVED" if self.direction == Direction.INBOUND else "TEXT_SENT"
+        """The carrier's words: TEXT_SENT (mobile terminated) or TEXT_RECEIVED (originated).
+        A suppressed text was not sent: it has neither (see ``was_sent``)."""
+        if self.direction == Direction.INBOUND:
+            return "TEXT_RECEIVED"
+        return "TEXT_SENT" if self.was_sent else ""
+
+    @property
+    def was_sent(self) -> bool:
+        """Whether anything went out: a suppressed attempt reached no one."""
+        return self.disposition != Disposition.SUPPRESSED
+
+    @property
+    def is_call(self) -> bool:
+        """Call seconds and a recording apply to calls only."""
+        return self.channel == Channel.VOICE
 
 
 class CallingWindow(models.Model):

@@ -12,7 +12,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from devices.models import Attempt, Channel, RecordingState
+from devices.policy import rule_label
 
+NOT_APPLICABLE = "—"  # a field of another channel: no call seconds or recording for a text
 _FORMULA = re.compile(r"^[=@\t\r]|^[+\-](?![\d\s().-]*$)")
 
 
@@ -68,11 +70,18 @@ def _rows(attempts: Iterable[Attempt]) -> Iterator[list]:
         _("Carrier's answer"),
     ]  # fmt: skip
     for a in attempts.iterator(chunk_size=2000) if hasattr(attempts, "iterator") else attempts:
-        direction = a.sms_direction if a.channel == Channel.SMS else a.get_direction_display()
+        if not a.was_sent:
+            direction = _("Not sent")  # never TEXT_SENT: a regulator would read it as sent
+        elif a.channel == Channel.SMS:
+            direction = a.sms_direction
+        else:
+            direction = a.get_direction_display()
+        call = a.is_call and a.was_sent
         yield [
             timezone.localtime(a.attempted_at).strftime("%Y-%m-%d %H:%M:%S"), a.account_name,
             a.client_id, a.campaign_name, a.sub_campaign_name, a.get_channel_display(), direction,
-            a.device_key, a.get_disposition_display(), a.call_seconds, a.node, _recording(a),
-            a.message, a.carrier_code, a.source_address, a.get_source_type_display(),
-            a.suppression_rule, a.carrier_answer,
+            a.device_key, a.get_disposition_display(), a.call_seconds if call else NOT_APPLICABLE,
+            a.node, _recording(a) if call else NOT_APPLICABLE, a.message, a.carrier_code,
+            a.source_address, a.get_source_type_display(),
+            rule_label(a.suppression_rule) if a.suppression_rule else "", a.carrier_answer,
         ]  # fmt: skip

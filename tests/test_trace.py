@@ -43,6 +43,7 @@ ROW = 'data-testid="trace-row"'
 SMS_ROW = 'data-testid="trace-sms"'
 TABLE = 'data-testid="trace-table"'
 ERROR = "invalid-feedback"
+NOT_APPLICABLE = 'aria-label="Does not apply">—<'  # call seconds, recording: not for a text
 US_HINT = "Enter all 10 digits, e.g. 713 555 4101"
 _seq = count(1)
 
@@ -453,17 +454,62 @@ def test_br_enterprise_sees_sms_labels_in_portuguese(personas):
 
 
 @pytest.mark.parametrize(
-    ("rule", "detail"),
-    [("attempt_cap", "3 attempts in 7 days"), ("calling_window", ""), ("dnc", "federal list")],
-)
-def test_suppressed_rows_show_the_rule_that_stopped_them(personas, rule, detail):
+    ("rule", "words", "detail"),
+    [("attempt_cap", "Attempt cap", "3 attempts in 7 days"),
+     ("calling_window", "Calling window", ""),
+     ("device_block", "Device block", "Manual"),
+     ("dnc", "dnc", "federal list")],  # a rule of an older release: its code, as stored
+)  # fmt: skip
+def test_suppressed_rows_show_the_rule_that_stopped_them_in_words(personas, rule, words, detail):
     _attempt(personas.acct_a1, disposition="SUPPRESSED", call_seconds=0, node="",
              suppression_rule=rule, suppression_detail=detail)  # fmt: skip
     body = _body(_trace(client_for(personas, "ent_admin"), personas.ent_a, HOUSTON))
     assert body.count(ROW) == 1
     assert ">Suppressed</span>" in body
-    expected = f"Stopped by: {rule}" + (f" ({detail})" if detail else "")
+    expected = f"Stopped by: {words}" + (f" ({detail})" if detail else "")
     assert expected + "</div>" in body
+    # A suppressed call made no call: no seconds, no recording.
+    row = body.split(ROW)[1].split("</tr>")[0]
+    assert ">0<" not in row and "N/A" not in row and row.count(NOT_APPLICABLE) == 2
+
+
+def test_a_suppressed_text_says_it_was_not_sent_and_why_on_the_page_and_in_the_csv(personas):
+    # A regulator must not read a suppressed text as a sent one (issue 14, item 3).
+    now = timezone.now()
+    _attempt(personas.acct_a1, when=now - dt.timedelta(hours=1), channel="sms",
+             disposition="SUPPRESSED", call_seconds=0, node="", message="",
+             suppression_rule="device_block", suppression_detail="Manual: dispute")  # fmt: skip
+    _attempt(personas.acct_a1, when=now - dt.timedelta(hours=2), channel="sms",
+             disposition="DELIVERED", call_seconds=0, message="Your balance is due")  # fmt: skip
+    client = client_for(personas, "ent_admin")
+    body = _body(_trace(client, personas.ent_a, HOUSTON))
+    suppressed, delivered = body.split(SMS_ROW)[1:]
+    assert "TEXT_SENT" not in suppressed and "Mobile Terminated" not in suppressed
+    assert 'data-testid="sms-not-sent">Not sent<' in suppressed
+    assert "No text went to this device: Device block stopped it." in suppressed
+    assert "“”" not in suppressed, "no empty quotes for a text that has none"
+    assert "Mobile Terminated · TEXT_SENT" in delivered
+    rows = body.split(ROW)[1:]
+    for row in rows:  # texts have no call seconds and no recording
+        cells = row.split("</tr>")[0]
+        assert cells.count(NOT_APPLICABLE) == 2 and "N/A" not in cells
+
+    table = _csv(_export(client, personas.ent_a, {"criteria": "device", "value": HOUSTON}))
+    header, first, second = table
+    column = {name: i for i, name in enumerate(header)}
+    assert first[column["Direction"]] == "Not sent"
+    assert first[column["Stopped by"]] == "Device block"
+    assert first[column["Call Seconds"]] == first[column["Recording"]] == "—"
+    assert second[column["Direction"]] == "TEXT_SENT"
+    assert second[column["Call Seconds"]] == "—"
+
+
+def test_the_rule_is_in_portuguese_for_a_portuguese_reader(personas):
+    _attempt(personas.acct_b1, device=SAO_PAULO, disposition="SUPPRESSED", call_seconds=0,
+             suppression_rule="campaign_blacklist", suppression_detail="Opt-outs")  # fmt: skip
+    body = _body(_trace(client_for(personas, "other_ent_admin"), personas.ent_b, "(11) 91234-5678"))
+    assert "campaign_blacklist" not in body
+    assert "Blacklist de campanhas" in body
 
 
 # --- 8. escaping --------------------------------------------------------------------------
@@ -887,7 +933,7 @@ def test_csv_export_has_one_row_per_attempt_newest_first(personas, media):
     )  # fmt: skip
     assert recorded["Recording"] == "Stored" and recorded["Direction"] == "Outbound"
     assert (recorded["Result"], recorded["Call Seconds"]) == ("Answered", "42")
-    assert suppressed["Result"] == "Suppressed" and suppressed["Stopped by"] == "attempt_cap"
+    assert suppressed["Result"] == "Suppressed" and suppressed["Stopped by"] == "Attempt cap"
     event = AuditEvent.objects.get(enterprise=personas.ent_a, action="trace.export")
     assert event.details == {"criteria": "device", "value": HOUSTON}
 

@@ -3,6 +3,7 @@
 from django import template
 
 from devices.blocking import saved_by as _saved_by
+from devices.policy import rule_label
 
 register = template.Library()
 
@@ -10,3 +11,10 @@ register = template.Library()
 @register.filter
 def saved_by(setting) -> str:
     return _saved_by(setting)
+
+
+@register.filter
+def rule_words(rule: str) -> str:
+    """The rule that stopped an attempt, in the reader's language (the code stays in the
+    data): "Device block", not device_block."""
+    return rule_label(rule) if rule else ""
