@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal, NotRequired
 
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
+from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 from accounts.models import ApiKey
 from api.auth import enterprise_key
@@ -56,13 +58,15 @@ class WriteOut(Schema):
     released: int = Field(description="Attempts a lifted block had stopped, queued again.")
 
 
-class BulkItem(Schema):
-    device: str = Field(max_length=320)
-    reason: str = Field("", max_length=255)
-    expires_at: dt.datetime | None = None
+class BulkItem(TypedDict):
+    # A TypedDict: ninja's Schema runs a Django-aware root validator per item, and a
+    # pydantic model builds an instance per item; 10,000 of either cost 17-90 ms.
+    device: Annotated[str, Field(max_length=320)]
+    reason: NotRequired[Annotated[str, Field(max_length=255)]]
+    expires_at: NotRequired[dt.datetime | None]
 
 
-class BulkIn(Schema):
+class BulkIn(BaseModel):
     action: Literal["block", "allow"]
     items: list[BulkItem] = Field(min_length=1, max_length=MAX_BULK)
 
@@ -147,19 +151,20 @@ def bulk_devices(request, body: BulkIn):
     def write():
         results, inputs = [], []
         for line, item in enumerate(body.items, start=1):
+            device = item["device"]
             try:
-                device_key = parse_device(item.device, region).key
-                expires_at = _future(item.expires_at, now)
+                device_key = parse_device(device, region).key
+                expires_at = _future(item.get("expires_at"), now)
             except DeviceKeyError as exc:
-                results.append({"line": line, "device": item.device, "key": None,
+                results.append({"line": line, "device": device, "key": None,
                                 "status": "error", "error": str(exc)})  # fmt: skip
                 continue
             except Problem as exc:
-                results.append({"line": line, "device": item.device, "key": None,
+                results.append({"line": line, "device": device, "key": None,
                                 "status": "error", "error": exc.detail})  # fmt: skip
                 continue
-            inputs.append(SettingInput(device_key, body.action, item.reason, expires_at))
-            results.append({"line": line, "device": item.device, "key": device_key,
+            inputs.append(SettingInput(device_key, body.action, item.get("reason", ""), expires_at))
+            results.append({"line": line, "device": device, "key": device_key,
                             "status": "saved", "error": None})  # fmt: skip
         outcome = do_save_device_settings(
             key.enterprise, inputs, source=DeviceSetting.Source.API, actor=key,

@@ -12,8 +12,9 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -92,7 +93,7 @@ def save_device_setting(
     return setting
 
 
-def _emit_settings(enterprise: Enterprise, rows: Sequence[DeviceSetting]) -> None:
+def _emit_settings(enterprise: Enterprise, rows: Sequence[DeviceSetting | SavedSetting]) -> None:
     """device.blocked / device.allowed webhooks, in the settings' transaction."""
     for action, event in (("block", "device.blocked"), ("allow", "device.allowed")):
         items = [
@@ -105,11 +106,58 @@ def _emit_settings(enterprise: Enterprise, rows: Sequence[DeviceSetting]) -> Non
             webhooks.emit(enterprise.pk, event, items)
 
 
-def block_stop(setting: DeviceSetting, source_label: str | None = None) -> Stop:
+def block_stop(setting: DeviceSetting | SavedSetting, source_label: str | None = None) -> Stop:
     """What a block's cancelled attempts say stopped them: the same words as the gate's."""
-    label = source_label if source_label is not None else setting.get_source_display()
+    if source_label is None:
+        source_label = str(DeviceSetting.Source(setting.source).label)
+    label = source_label
     detail = f"{label}: {setting.reason}".rstrip(": ")[:255]
     return Stop(RULE_DEVICE_BLOCK, setting.source, detail)
+
+
+class SavedSetting(NamedTuple):
+    """A setting of a bulk save, as written (without building a model instance each)."""
+
+    device_key: str
+    action: str
+    reason: str
+    expires_at: dt.datetime | None
+    source: str
+    created_by_label: str
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """One field of COPY's text format: NULL as \\N, separators and backslashes escaped."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_settings(enterprise: Enterprise, rows: Sequence[SavedSetting], now: dt.datetime):
+    """The rows in one COPY: 1,000 settings took ~80 ms as bulk_create (building and
+    compiling 1,000 model instances, more than the INSERT itself)."""
+    created = now.isoformat()
+    lines = [
+        # Keys, actions and sources are normalised words: only the reason and who saved it
+        # may hold a separator.
+        f"{enterprise.pk}\t{row.device_key}\t{row.action}\t{_copy_text(row.reason)}\t"
+        f"{_copy_text(row.expires_at)}\t{row.source}\t{created}\t"
+        f"{_copy_text(row.created_by_label)}\n"
+        for row in rows
+    ]
+    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_SETTINGS) as copy:
+        copy.write("".join(lines))
+
+
+_COPY_SETTINGS = (
+    f"COPY public.{DeviceSetting._meta.db_table} (enterprise_id, device_key, action, reason, "
+    "expires_at, source, created_at, created_by_label) FROM STDIN"
+)
 
 
 def _chunks(keys: Iterable[str], size: int = KEY_CHUNK) -> list[list[str]]:
@@ -223,20 +271,12 @@ def do_save_device_settings(
         for keys in _chunks(by_key):
             with transaction.atomic(durable=not small):
                 lock_devices(keys)
-                rows = DeviceSetting.objects.bulk_create(
-                    [
-                        DeviceSetting(
-                            enterprise=enterprise,
-                            device_key=key,
-                            action=by_key[key].action,
-                            reason=by_key[key].reason[:255],
-                            expires_at=by_key[key].expires_at,
-                            source=source,
-                            created_by_label=label,
-                        )
-                        for key in keys
-                    ]
-                )
+                rows = [
+                    SavedSetting(key, by_key[key].action, by_key[key].reason[:255],
+                                 by_key[key].expires_at, source, label)
+                    for key in keys
+                ]  # fmt: skip
+                _copy_settings(enterprise, rows, timezone.now())
                 _emit_settings(enterprise, rows)
                 chunk = {"saved": len(rows), "blocks": 0, "allows": 0}
                 for row in rows:

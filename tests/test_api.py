@@ -171,6 +171,27 @@ def test_bulk_keeps_the_good_items_and_names_the_bad_lines(personas):
     assert too_many.status_code == 422
 
 
+def test_bulk_keeps_every_character_of_a_reason_and_refuses_bad_items(personas):
+    # Bulk settings are written with COPY: its separators in a reason must come back as sent.
+    _key1, secret = _key(personas)
+    reason = "tab\there, line\nbreak, back\\slash \\N, “quoted”, \r end"
+    later = (timezone.now() + dt.timedelta(days=30)).replace(microsecond=0)
+    items = [{"device": HOUSTON, "reason": reason, "expires_at": later.isoformat()},
+             {"device": "+17135554102"}]  # fmt: skip
+    response = _post(_api(secret), "/api/v1/devices/bulk", {"action": "allow", "items": items})
+    assert response.status_code == 200, response.content
+    saved = {s.device_key: s for s in DeviceSetting.objects.filter(enterprise=personas.ent_a)}
+    assert saved[HOUSTON].reason == reason and saved[HOUSTON].expires_at == later
+    assert saved["+17135554102"].reason == "" and saved["+17135554102"].expires_at is None
+    assert saved[HOUSTON].source == "api" and "CRM sync" in saved[HOUSTON].created_by_label
+    assert saved[HOUSTON].created_at is not None
+    for bad in ({"reason": "no device"}, {"device": HOUSTON, "reason": "x" * 256},
+                {"device": HOUSTON, "expires_at": "soon"}, {"device": 12}):  # fmt: skip
+        refused = _post(_api(secret), "/api/v1/devices/bulk", {"action": "block", "items": [bad]})
+        assert refused.status_code == 422, (bad, refused.content)
+    assert DeviceSetting.objects.filter(enterprise=personas.ent_a).count() == 2
+
+
 def test_an_idempotency_key_makes_a_retry_change_nothing(personas):
     _key1, secret = _key(personas)
     client = _api(secret)
