@@ -111,27 +111,10 @@ class PolicyGate:
     def __init__(self, enterprise: Enterprise, now: dt.datetime | None = None):
         self.enterprise = enterprise
         self.now = now or timezone.now()
-        # Calling windows and the coming holidays: one round trip.
+        # Calling windows and the coming holidays, read with the devices' settings (one
+        # round trip for a decision; see _settings_and_attempts).
         self.windows: dict[str, tuple[dt.time, dt.time]] = {}
         self.holidays: dict[str, set[dt.date]] = {}
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT region, start, "end", NULL::date FROM public.devices_callingwindow
-                WHERE enterprise_id = %(enterprise)s
-                UNION ALL
-                SELECT region, NULL, NULL, date FROM public.devices_holiday
-                WHERE enterprise_id = %(enterprise)s AND date BETWEEN %(first)s AND %(last)s
-                """,
-                {"enterprise": enterprise.pk,
-                 "first": self.now.date() - dt.timedelta(days=2),
-                 "last": self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2)},
-            )  # fmt: skip
-            for region, start, end, day in cursor.fetchall():
-                if day is None:
-                    self.windows[region] = (start, end)
-                else:
-                    self.holidays.setdefault(region, set()).add(day)
 
     # National registries by country (two rows), with their staleness at this instant:
     # read only by gates that meet a telemarketing request.
@@ -292,9 +275,10 @@ class PolicyGate:
     def _settings_and_attempts(
         self, keys: set[str]
     ) -> tuple[dict[str, DeviceSetting], dict[str, list[dt.datetime]]]:
-        """Rules 1 and 5 in one round trip: the setting in force per device (the latest
-        saved, unless cleared or expired) and its outbound attempts in the cap period,
-        across every account."""
+        """Rules 1 and 5, and the calling rules of rule 4, in one round trip: the setting in
+        force per device (the latest saved, unless cleared or expired), its outbound attempts
+        in the cap period across every account, and the enterprise's calling windows and
+        coming holidays (times and dates as text, so they share the columns)."""
         if not keys:
             return {}, {}
         cap_days = self.enterprise.attempt_cap_days if self.enterprise.attempt_cap else 0
@@ -318,20 +302,34 @@ class PolicyGate:
                   AND attempted_at > %(since)s AND attempted_at <= %(now)s
                   AND direction = 'outbound' AND disposition <> 'SUPPRESSED'
                 GROUP BY device_key
+                UNION ALL
+                SELECT 'w', region, NULL, start::text, "end"::text, NULL, NULL
+                FROM public.devices_callingwindow WHERE enterprise_id = %(enterprise)s
+                UNION ALL
+                SELECT 'h', region, NULL, date::text, NULL, NULL, NULL
+                FROM public.devices_holiday
+                WHERE enterprise_id = %(enterprise)s AND date BETWEEN %(first)s AND %(last)s
                 """,
                 {"enterprise": self.enterprise.pk, "keys": list(keys), "cap": bool(cap_days),
-                 "since": since, "now": self.now},
+                 "since": since, "now": self.now,
+                 "first": self.now.date() - dt.timedelta(days=2),
+                 "last": self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2)},
             )  # fmt: skip
             for kind, key, action, source, reason, expires_at, stamps in cursor.fetchall():
                 if kind == "a":
                     counts[key] = list(stamps)
-                    continue
-                setting = DeviceSetting(
-                    enterprise_id=self.enterprise.pk, device_key=key, action=action,
-                    source=source, reason=reason, expires_at=expires_at,
-                )  # fmt: skip
-                if setting.applies_at(self.now):
-                    settings[key] = setting
+                elif kind == "w":
+                    self.windows[key] = (dt.time.fromisoformat(source),
+                                         dt.time.fromisoformat(reason))  # fmt: skip
+                elif kind == "h":
+                    self.holidays.setdefault(key, set()).add(dt.date.fromisoformat(source))
+                else:
+                    setting = DeviceSetting(
+                        enterprise_id=self.enterprise.pk, device_key=key, action=action,
+                        source=source, reason=reason, expires_at=expires_at,
+                    )  # fmt: skip
+                    if setting.applies_at(self.now):
+                        settings[key] = setting
         return settings, counts
 
     def _blacklist_hits(self, requests: Sequence[DialRequest]) -> dict:

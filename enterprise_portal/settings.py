@@ -114,7 +114,7 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "enterprise_portal.wsgi.application"
 
-DATABASES = {"default": env_database().as_django("django_tenants.postgresql_backend")}
+DATABASES = {"default": env_database().as_django("enterprise_portal.db")}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

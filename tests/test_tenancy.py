@@ -290,3 +290,33 @@ def test_the_schema_holds_after_a_rollback_with_search_path_remembered(personas,
             raise RuntimeError("rolled back")
         assert _search_path() == "acct_acme_one, public"
     assert _search_path() == "public"
+
+
+def test_search_path_is_set_on_a_switch_and_not_again_for_the_same_schema(personas):
+    # enterprise_portal.db: a request that starts in the schema the last one ended in
+    # issues no SET; a request after another schema's sets public again before reading.
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.api_keys import do_create_api_key
+
+    _key, secret = do_create_api_key(
+        name="Sets", scopes=["decisions:read"], created_by=personas.ent_admin,
+        enterprise=personas.ent_a,
+    )  # fmt: skip
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = {"devices": ["+17135554101"], "channel": "voice", "purpose": "collections",
+            "account": "acme-one"}  # fmt: skip
+
+    def decide():
+        with CaptureQueriesContext(connection) as seen:
+            answer = api.post("/api/v1/decisions", body, content_type="application/json")
+        assert answer.status_code == 200, answer.content
+        return [q["sql"] for q in seen.captured_queries if q["sql"].startswith("SET search_path")]
+
+    decide()
+    assert decide() == [], "public after public: nothing to set"
+    page = client_for(personas, "ent_admin").get("/a/acme-one/")
+    assert page.status_code == 200
+    assert _search_path() == "acct_acme_one, public", "the account page read its own schema"
+    connection.set_schema_to_public()
+    assert decide() == ['SET search_path = "public"'], "after an account's page: public again"

@@ -1,0 +1,1 @@
+"""The portal's database backend: django-tenants' PostgreSQL backend, see base.py."""
