@@ -283,7 +283,9 @@ def single_phase(api: Api, pool_pids, batches: list[list[str]]) -> dict:
 
 def batch_phase(api: Api, pool_pids, batches: list[list[str]]) -> dict:
     body = {"channel": "voice", "purpose": "collections", "account": "bench-api"}
-    for b in range(2):  # warm-up
+    # Warm-up: enough that both workers have served batches (a worker's first costs ~300 ms:
+    # a new PostgreSQL backend's catalog caches, the gate's statement prepared).
+    for b in range(6):
         api.call("POST", "/api/v1/decisions", {**body, "devices": phones(5_300_000 + b * BATCH,
                                                                            BATCH)})  # fmt: skip
     times, suppressed = [], 0

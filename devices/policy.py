@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+import psycopg
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -98,6 +99,17 @@ def _phone_facts(e164: str) -> tuple[str, tuple[str, ...]]:
     """A number's country and time zones: ~25 µs for a new number, and the same numbers
     come back attempt after attempt (a bounded cache; numbers never change country)."""
     return phone_facts(e164)
+
+
+def _prepared(sql: str, params: dict) -> list[tuple]:
+    """The gate's own statement, bound and prepared on the server for this connection.
+    Django binds on the client, so PostgreSQL planned it on every call: over the ledger's
+    monthly partitions and their indexes, the planning took longer than the execution
+    (1.2 ms against about 0.4). Prepared, each connection plans it once."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 @lru_cache(maxsize=512)
@@ -285,8 +297,7 @@ class PolicyGate:
         since = self.now - dt.timedelta(days=cap_days)
         settings: dict[str, DeviceSetting] = {}
         counts: dict[str, list[dt.datetime]] = {}
-        with connection.cursor() as cursor:
-            cursor.execute(
+        rows = _prepared(
                 """
                 SELECT * FROM (
                     SELECT DISTINCT ON (device_key) 's', device_key, action, source, reason,
@@ -314,22 +325,22 @@ class PolicyGate:
                  "since": since, "now": self.now,
                  "first": self.now.date() - dt.timedelta(days=2),
                  "last": self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2)},
-            )  # fmt: skip
-            for kind, key, action, source, reason, expires_at, stamps in cursor.fetchall():
-                if kind == "a":
-                    counts[key] = list(stamps)
-                elif kind == "w":
-                    self.windows[key] = (dt.time.fromisoformat(source),
-                                         dt.time.fromisoformat(reason))  # fmt: skip
-                elif kind == "h":
-                    self.holidays.setdefault(key, set()).add(dt.date.fromisoformat(source))
-                else:
-                    setting = DeviceSetting(
-                        enterprise_id=self.enterprise.pk, device_key=key, action=action,
-                        source=source, reason=reason, expires_at=expires_at,
-                    )  # fmt: skip
-                    if setting.applies_at(self.now):
-                        settings[key] = setting
+        )  # fmt: skip
+        for kind, key, action, source, reason, expires_at, stamps in rows:
+            if kind == "a":
+                counts[key] = list(stamps)
+            elif kind == "w":
+                self.windows[key] = (dt.time.fromisoformat(source),
+                                     dt.time.fromisoformat(reason))  # fmt: skip
+            elif kind == "h":
+                self.holidays.setdefault(key, set()).add(dt.date.fromisoformat(source))
+            else:
+                setting = DeviceSetting(
+                    enterprise_id=self.enterprise.pk, device_key=key, action=action,
+                    source=source, reason=reason, expires_at=expires_at,
+                )  # fmt: skip
+                if setting.applies_at(self.now):
+                    settings[key] = setting
         return settings, counts
 
     def _blacklist_hits(self, requests: Sequence[DialRequest]) -> dict:
