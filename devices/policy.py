@@ -15,6 +15,7 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import psycopg
 from django.db import connection
@@ -101,6 +102,19 @@ def _phone_facts(e164: str) -> tuple[str, tuple[str, ...]]:
     return phone_facts(e164)
 
 
+class SettingRow(NamedTuple):
+    """A device's latest setting as the gate reads it: the fields its rules use, without
+    building a model instance per device (half the time of a 1,000-device batch)."""
+
+    device_key: str
+    action: str
+    source: str
+    reason: str
+    expires_at: dt.datetime | None
+
+    Action = DeviceSetting.Action  # DeviceSetting.applies_at reads self.Action
+
+
 def _prepared(sql: str, params: dict) -> list[tuple]:
     """The gate's own statement, bound and prepared on the server for this connection.
     Django binds on the client, so PostgreSQL planned it on every call: over the ledger's
@@ -168,7 +182,7 @@ class PolicyGate:
         self,
         request: DialRequest,
         counts: dict[str, list[dt.datetime]],
-        settings: dict[str, DeviceSetting],
+        settings: dict[str, SettingRow],
         blacklisted: dict,
         on_registry: dict[str, Registry] | None = None,
     ) -> Decision:
@@ -259,7 +273,7 @@ class PolicyGate:
             return Decision(DEFER, RULE_ATTEMPT_CAP, detail, retry_at=retry_at)
         return Decision(DIAL)
 
-    def _screened(self, request: DialRequest, settings: dict[str, DeviceSetting]) -> bool:
+    def _screened(self, request: DialRequest, settings: dict[str, SettingRow]) -> bool:
         """Whether the registry rule applies: telemarketing to a phone, without an Allow."""
         if request.purpose != TELEMARKETING or kind_of_key(request.device_key) != PHONE:
             return False
@@ -267,7 +281,7 @@ class PolicyGate:
         return setting is None or setting.action != DeviceSetting.Action.ALLOW
 
     def _registry_hits(
-        self, requests: Sequence[DialRequest], settings: dict[str, DeviceSetting]
+        self, requests: Sequence[DialRequest], settings: dict[str, SettingRow]
     ) -> dict[str, Registry]:
         """The registry each screened device is on, for the whole batch in one query.
         Registries never imported, or stale (their rule defers anyway), are not read."""
@@ -286,7 +300,7 @@ class PolicyGate:
 
     def _settings_and_attempts(
         self, keys: set[str]
-    ) -> tuple[dict[str, DeviceSetting], dict[str, list[dt.datetime]]]:
+    ) -> tuple[dict[str, SettingRow], dict[str, list[dt.datetime]]]:
         """Rules 1 and 5, and the calling rules of rule 4, in one round trip: the setting in
         force per device (the latest saved, unless cleared or expired), its outbound attempts
         in the cap period across every account, and the enterprise's calling windows and
@@ -295,7 +309,7 @@ class PolicyGate:
             return {}, {}
         cap_days = self.enterprise.attempt_cap_days if self.enterprise.attempt_cap else 0
         since = self.now - dt.timedelta(days=cap_days)
-        settings: dict[str, DeviceSetting] = {}
+        settings: dict[str, SettingRow] = {}
         counts: dict[str, list[dt.datetime]] = {}
         rows = _prepared(
                 """
@@ -335,11 +349,8 @@ class PolicyGate:
             elif kind == "h":
                 self.holidays.setdefault(key, set()).add(dt.date.fromisoformat(source))
             else:
-                setting = DeviceSetting(
-                    enterprise_id=self.enterprise.pk, device_key=key, action=action,
-                    source=source, reason=reason, expires_at=expires_at,
-                )  # fmt: skip
-                if setting.applies_at(self.now):
+                setting = SettingRow(key, action, source, reason, expires_at)
+                if DeviceSetting.applies_at(setting, self.now):  # the model's own rule
                     settings[key] = setting
         return settings, counts
 
