@@ -20,7 +20,7 @@ from accounts.actions import audit
 from accounts.models import ApiKey
 from api.auth import account_for, require
 from api.problems import Problem
-from devices.keys import DeviceKeyError, parse_device
+from devices.keys import DeviceKeyError, parse_device_for_lookup
 from devices.models import Attempt, RecordingState
 from devices.policy import rule_label
 from devices.trace import BY_CLIENT_ID, MAX_CLIENT_ID, TraceQuery, trace_attempts, trace_many
@@ -161,7 +161,7 @@ def export(request, body: ExportIn):
     devices, bad = [], []
     for text in body.devices:
         try:
-            devices.append(parse_device(text, region).key)
+            devices.append(parse_device_for_lookup(text, region).key)
         except DeviceKeyError as exc:
             bad.append(f"{text[:60]}: {exc}")
     if bad:

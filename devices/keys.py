@@ -123,6 +123,27 @@ def normalize_phone(value: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalize_phone_for_lookup(value: str, region: str) -> str:
+    """E.164 for a number to look up (the trace): any number of a possible length for its
+    country, valid or not by phonenumbers' metadata. An older numbering plan, a new range,
+    or metadata that lags must not hide a person's attempts. What cannot be a whole number
+    (too short or long, a US number without its area code) is refused as normalize_phone
+    refuses it. Blocking and blacklists keep normalize_phone: a block must name a number
+    that can be dialled."""
+    try:
+        return normalize_phone(value, region)
+    except DeviceKeyError as exc:
+        if exc.code != "invalid":
+            raise
+        text = (value or "").strip()
+        if text.startswith("00"):
+            text = "+" + text[2:]
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+        if phonenumbers.is_possible_number_with_reason(number) != ValidationResult.IS_POSSIBLE:
+            raise
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def normalize_email(value: str) -> str:
     text = (value or "").strip()
     if not text:
@@ -153,6 +174,14 @@ def parse_device(value: str, region: str) -> DeviceKey:
     if "@" in text:
         return DeviceKey(EMAIL, normalize_email(text))
     return DeviceKey(PHONE, normalize_phone(text, region))
+
+
+def parse_device_for_lookup(value: str, region: str) -> DeviceKey:
+    """parse_device for a search: phones as normalize_phone_for_lookup reads them."""
+    text = (value or "").strip()
+    if "@" in text:
+        return DeviceKey(EMAIL, normalize_email(text))
+    return DeviceKey(PHONE, normalize_phone_for_lookup(text, region))
 
 
 def parse_phone_or_extension(value: str, region: str) -> DeviceKey:

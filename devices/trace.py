@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
-from devices.keys import DeviceKey, parse_device
+from devices.keys import DeviceKey, parse_device_for_lookup
 from devices.ledger import retention_start
 from devices.models import Attempt
 
@@ -34,7 +34,7 @@ class TraceQuery:
             if len(text) > MAX_CLIENT_ID:
                 raise ValueError("too long")
             return cls(BY_CLIENT_ID, text)
-        device: DeviceKey = parse_device(value, region)
+        device: DeviceKey = parse_device_for_lookup(value, region)
         return cls(BY_DEVICE, device.key)
 
 

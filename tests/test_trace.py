@@ -209,6 +209,50 @@ def test_invalid_br_numbers_get_the_brazilian_format_hint(personas, typed):
     assert "(11) 91234-5678" in body and "+55 11 91234-5678" in body  # pt-br or en: examples
 
 
+@pytest.mark.parametrize(
+    ("enterprise", "admin", "typed", "key"),
+    [("ent_a", "ent_admin", "(555) 201-0000", "+15552010000"),  # no such area code
+     ("ent_a", "ent_admin", "+1 212 055 1234", "+12120551234"),  # an exchange cannot start 0
+     ("ent_b", "other_ent_admin", "(11) 1234-5678", "+551112345678")],  # no 1 in BR landlines
+)  # fmt: skip
+def test_a_number_of_a_possible_length_is_searched_even_if_the_metadata_says_invalid(
+    personas, enterprise, admin, typed, key
+):
+    # A trace is a lookup: an older numbering plan, a new range or metadata that lags must
+    # still find the person's attempts, or say there are none (issue 14, item 4).
+    ent = getattr(personas, enterprise)
+    client = client_for(personas, admin)
+    body = html.unescape(_body(_trace(client, ent, typed)))
+    assert ERROR not in body
+    assert 'data-testid="trace-count"' in body and key in body  # the normalised form searched
+    assert 'data-testid="trace-empty"' in body
+    account = personas.acct_a1 if enterprise == "ent_a" else personas.acct_b1
+    _attempt(account, device=key, node="node-old-plan")
+    found = _body(_trace(client, ent, typed))
+    assert found.count(ROW) == 1 and "node-old-plan" in found
+    # Blocking keeps the stricter rule, and says why.
+    refused = client.post(f"/enterprises/{ent.pk}/devices/blocking/",
+                          {"device": typed, "action": "block", "op": "preview"})  # fmt: skip
+    assert "not a valid phone number" in html.unescape(refused.content.decode()) or (
+        "não é um número de telefone válido" in html.unescape(refused.content.decode())
+    )
+
+
+def test_the_trace_api_searches_possible_numbers_too(personas):
+    from accounts.api_keys import do_create_api_key
+
+    _key, secret = do_create_api_key(
+        name="Trace", scopes=["trace:read"], created_by=personas.ent_admin,
+        enterprise=personas.ent_a,
+    )  # fmt: skip
+    _attempt(personas.acct_a1, device="+15552010000")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    found = api.get("/api/v1/trace", {"phone": "(555) 201-0000"})
+    assert found.status_code == 200, found.content
+    assert found.json()["query"] == "+15552010000" and len(found.json()["items"]) == 1
+    assert api.get("/api/v1/trace", {"phone": "555-4101"}).status_code == 422
+
+
 def test_the_example_in_the_format_hint_is_itself_accepted(personas):
     import re as _re
 
