@@ -277,7 +277,7 @@ class EnterpriseAdmin(Browser):
         kind = self.rng.choices(list(mix), weights=list(mix.values()))[0]
         values = {"criteria": "client_id" if kind.startswith("client") else "device",
                   "value": self.rng.choice(PLAN["keys"][kind])}  # fmt: skip
-        return self.submit(page, form, "trace search", values, marker="trace-count")
+        return self.submit(page, form, "trace search", values, marker="trace-results")
 
     @staticmethod
     def sub_campaign_entry(results: Page):

@@ -9,7 +9,8 @@ from django.db import connection
 from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.formats import number_format
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -143,8 +144,12 @@ def blacklist_detail(request, blacklist_id):
         if added:
             messages.success(
                 request,
-                _("%(key)s added. %(count)s pending contact(s) removed from campaigns at once.")
-                % {"key": display_key(key), "count": suppressed},
+                ngettext(
+                    "%(key)s added. %(count)s pending contact removed from campaigns at once.",
+                    "%(key)s added. %(count)s pending contacts removed from campaigns at once.",
+                    suppressed,
+                )
+                % {"key": display_key(key), "count": number_format(suppressed)},
             )
         else:
             messages.info(
@@ -168,8 +173,8 @@ def blacklist_detail(request, blacklist_id):
         )  # fmt: skip
         messages.success(
             request,
-            _("Campaigns saved: %(suppressed)s pending contact(s) removed, %(released)s released.")
-            % {"suppressed": suppressed, "released": released},
+            _("Campaigns saved: %(removed)s, %(released)s.")
+            % {"removed": _removed(suppressed), "released": _released(released)},
         )
         return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
     if action == "upload" and upload_form.is_valid():
@@ -232,8 +237,12 @@ def blacklist_entry_remove(request, blacklist_id, entry_id):
         released = do_remove_entry(entry, actor=request.user, request=request)
         messages.success(
             request,
-            _("%(key)s removed; %(count)s contact(s) released to their campaigns.")
-            % {"key": display_key(entry.device_key), "count": released},
+            ngettext(
+                "%(key)s removed; %(count)s contact released to their campaigns.",
+                "%(key)s removed; %(count)s contacts released to their campaigns.",
+                released,
+            )
+            % {"key": display_key(entry.device_key), "count": number_format(released)},
         )
         return HttpResponseRedirect(_here("account:blacklist", blacklist.pk))
     return render(
@@ -375,7 +384,18 @@ def campaign_blacklists(request, campaign_id):
     )
     messages.success(
         request,
-        _("Blacklists saved: %(suppressed)s pending contact(s) removed, %(released)s released.")
-        % {"suppressed": suppressed, "released": released},
+        _("Blacklists saved: %(removed)s, %(released)s.")
+        % {"removed": _removed(suppressed), "released": _released(released)},
     )
     return HttpResponseRedirect(_here("account:campaign_detail", campaign.pk))
+
+
+def _removed(count: int) -> str:
+    return ngettext("%(count)s pending contact removed", "%(count)s pending contacts removed",
+                    count) % {"count": number_format(count)}  # fmt: skip
+
+
+def _released(count: int) -> str:
+    return ngettext("%(count)s released", "%(count)s released", count) % {
+        "count": number_format(count)
+    }

@@ -207,6 +207,16 @@ def test_an_expiry_date_means_the_end_of_that_day_in_the_enterprise_zone():
 # --- 2. View Setting: the preview ----------------------------------------------------------
 
 
+def test_the_preview_says_one_in_the_singular(personas):
+    # Issue 14, item 8: not "1 contacts stopped" nor "1 accounts affected".
+    _running(personas.acct_a1, ["+17135554377"])
+    body = _body(_post(client_for(personas, "ent_admin"), personas.ent_a, device="713 555 4377"))
+    assert 'data-testid="preview-contacts">1<' in body
+    assert "contact stopped" in body and "contacts stopped" not in body
+    assert "queued attempt cancelled" in body and "queued attempts cancelled" not in body
+    assert "account affected" in body and "accounts affected" not in body
+
+
 def test_the_preview_counts_contacts_and_queued_attempts_per_account(personas, two_accounts):
     response = _post(client_for(personas, "ent_admin"), personas.ent_a, device="713 555 4321")
     body = _body(response)
@@ -214,6 +224,7 @@ def test_the_preview_counts_contacts_and_queued_attempts_per_account(personas, t
     assert 'data-testid="preview-contacts">4<' in body  # 2 + 1 in Acme One, 1 in Acme Two
     assert 'data-testid="preview-attempts">4<' in body
     assert 'data-testid="preview-accounts">2<' in body
+    assert "contacts stopped" in body and "accounts affected" in body
     assert body.count('data-testid="impact-row"') == 3  # the paused one is not running
     assert "Acme One" in body and "Acme Two" in body and "Borealis" not in body
     # Nothing saved, nothing changed.

@@ -71,7 +71,7 @@ def test_account_admin_blacklists_a_number_of_a_running_campaign(
     add.get_by_label("Motivo").fill("Revogou o consentimento")
     add.get_by_role("button", name="Adicionar à blacklist").click()
     expect(page.locator(".alert-success")).to_contain_text("+55 11 91234-5678")
-    expect(page.locator(".alert-success")).to_contain_text("1 contato(s) pendente(s)")
+    expect(page.locator(".alert-success")).to_contain_text("1 contato pendente removido")
     expect(page.get_by_test_id("entry-row")).to_have_count(1)
     expect(page.get_by_test_id("entry-count")).to_have_text("1")
     screenshot("blacklist-pt-br-number-added")

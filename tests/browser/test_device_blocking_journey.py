@@ -102,7 +102,7 @@ def test_enterprise_admin_previews_and_saves_a_block_that_the_dialer_honours(
     for n in range(3):
         expect(rows.nth(n)).to_contain_text("Suppressed")
         expect(rows.nth(n)).to_contain_text(
-            "Stopped by: device_block (Manual: Asked not to be called)"
+            "Stopped by: Device block (Manual: Asked not to be called)"
         )
     expect(rows.filter(has_text="Acme Two")).to_have_count(1)
     screenshot("device-blocking-trace")
