@@ -195,3 +195,21 @@ def test_every_model_in_the_admin_is_audited():
         if not isinstance(model_admin, AuditedAdmin)
     ]
     assert unaudited == []
+
+
+def test_the_operator_lands_on_the_admin_and_the_registries_not_on_no_access(personas):
+    # Issue 14, item 8: not "You are not a member… ask an administrator".
+    body = client_for(personas, "operator").get("/").content.decode()
+    assert 'data-testid="operator-places"' in body
+    assert 'href="/admin/"' in body and 'href="/platform/registries/"' in body
+    assert 'data-testid="no-access"' not in body
+    # A person with no place at all still gets the explanation, and no operator links.
+    from django.test import Client
+
+    from accounts.models import User
+
+    nobody = User.objects.create_user("nobody@acme.test", "a-long-enough-password")
+    client = Client()
+    client.force_login(nobody)
+    body = client.get("/").content.decode()
+    assert 'data-testid="no-access"' in body and 'data-testid="operator-places"' not in body
