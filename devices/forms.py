@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
+import zoneinfo
 
+import phonenumbers
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Enterprise
@@ -14,12 +18,18 @@ from devices.setting_csv import MAX_IMPORT_BYTES
 from devices.trace import MAX_CLIENT_ID, TraceQuery
 
 _REGION = re.compile(r"^[A-Z]{2}$")
+HOLIDAY_YEARS_AHEAD = 5
 
 
 def _clean_region(value: str) -> str:
     value = (value or "").strip().upper()
     if value and not _REGION.match(value):
         raise forms.ValidationError(_("Use a two-letter country code such as US or BR."))
+    if value and value not in phonenumbers.SUPPORTED_REGIONS:
+        raise forms.ValidationError(
+            _("“%(code)s” is not a country code. Use a two-letter code such as US or BR.")
+            % {"code": value}
+        )
     return value
 
 
@@ -62,7 +72,9 @@ class CallingWindowForm(forms.ModelForm):
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start >= end:
-            raise forms.ValidationError(_("The window must end after it starts."))
+            # On the field: the model's own check (window_order) is then not run again, and
+            # its words ("Constraint … is violated") are never shown.
+            self.add_error("end", _("The window must end after it starts."))
         return cleaned
 
     def validate_unique(self):
@@ -84,6 +96,18 @@ class HolidayForm(forms.ModelForm):
 
     def clean_region(self):
         return _clean_region(self.cleaned_data.get("region"))
+
+    def clean_date(self):
+        date = self.cleaned_data["date"]
+        today = timezone.localdate(timezone=zoneinfo.ZoneInfo(self.instance.enterprise.time_zone))
+        if date < today:
+            raise forms.ValidationError(_("That date has passed: holidays count from today on."))
+        if date > today + dt.timedelta(days=HOLIDAY_YEARS_AHEAD * 366):
+            raise forms.ValidationError(
+                _("Holidays can be listed up to %(years)s years ahead.")
+                % {"years": HOLIDAY_YEARS_AHEAD}
+            )
+        return date
 
     def clean(self):
         cleaned = super().clean()

@@ -1,6 +1,10 @@
 """Enterprise admins set calling windows, holidays and the attempt cap; the gate obeys."""
 
 import datetime as dt
+import html
+
+import time_machine
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from devices.models import CallingWindow, Holiday
@@ -24,7 +28,9 @@ def test_admin_sets_windows_holidays_and_cap_and_the_gate_follows(personas):
     assert window.start == dt.time(10)
     assert CallingWindow.objects.filter(enterprise=personas.ent_a).count() == 1
 
-    client.post(url, {"action": "holiday", "date": "2026-12-25", "region": "", "name": "Christmas"})
+    with time_machine.travel(dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)):  # before Christmas
+        client.post(url, {"action": "holiday", "date": "2026-12-25", "region": "",
+                          "name": "Christmas"})  # fmt: skip
     assert Holiday.objects.filter(enterprise=personas.ent_a, date="2026-12-25").exists()
     client.post(url, {"action": "cap", "attempt_cap": "3", "attempt_cap_days": "5"})
     personas.ent_a.refresh_from_db()
@@ -57,6 +63,28 @@ def test_bad_rules_get_clear_errors(personas):
     body = client.post(url, {"action": "cap", "attempt_cap": "3", "attempt_cap_days": "0"})
     assert "Between 1 and 90 days." in body.content.decode()
     assert not CallingWindow.objects.filter(enterprise=personas.ent_a).exists()
+
+
+def test_nonsense_rules_are_refused_in_words_not_constraint_names(personas):
+    # Issue 14, item 7.
+    client = client_for(personas, "ent_admin")
+    url = f"/enterprises/{personas.ent_a.pk}/calling-rules/"
+    text = html.unescape(client.post(url, {"action": "window", "region": "US", "start": "20:00",
+                                           "end": "08:00"}).content.decode())  # fmt: skip
+    assert "The window must end after it starts." in text
+    assert "Constraint" not in text and "window_order" not in text
+    text = html.unescape(client.post(url, {"action": "window", "region": "XX", "start": "09:00",
+                                           "end": "18:00"}).content.decode())  # fmt: skip
+    assert "“XX” is not a country code." in text
+    old = {"action": "holiday", "date": "2020-12-25", "region": "", "name": "Old"}
+    text = html.unescape(client.post(url, old).content.decode())
+    assert "That date has passed" in text
+    far = (timezone.localdate() + dt.timedelta(days=6 * 366)).isoformat()
+    text = html.unescape(client.post(url, {"action": "holiday", "date": far, "region": "BR",
+                                           "name": "Far"}).content.decode())  # fmt: skip
+    assert "up to 5 years ahead" in text
+    assert not CallingWindow.objects.filter(enterprise=personas.ent_a).exists()
+    assert not Holiday.objects.filter(enterprise=personas.ent_a).exists()
 
 
 def test_other_enterprises_rules_are_out_of_reach(personas):
