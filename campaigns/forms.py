@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import DEFAULT_RETRY_MINUTES, Campaign, SubCampaign
 from contacts.models import ContactList
+from devices.keys import DeviceKeyError, normalize_phone
+from devices.models import Channel
 
 RETRY_FIELDS = {
     "NO_ANSWER": _("No answer"),
@@ -12,7 +15,22 @@ RETRY_FIELDS = {
     "VOICEMAIL": _("Voicemail"),
     "FAILED": _("Failed"),
     "ABANDONED": _("Abandoned"),
-    "UNDELIVERED": _("Undelivered (SMS)"),
+    "UNDELIVERED": _("Undelivered"),
+}
+# The results each channel can have, so the retries that can apply to it.
+RETRY_CHANNELS = {
+    "NO_ANSWER": (Channel.VOICE,),
+    "BUSY": (Channel.VOICE,),
+    "VOICEMAIL": (Channel.VOICE,),
+    "FAILED": (Channel.VOICE, Channel.SMS, Channel.EMAIL),
+    "ABANDONED": (Channel.VOICE,),
+    "UNDELIVERED": (Channel.SMS, Channel.EMAIL),
+}
+# A channel's own fields; another channel's are cleared on save (hidden in the form).
+CHANNEL_FIELDS = {
+    Channel.VOICE: ("caller_id", "record_calls"),
+    Channel.SMS: ("sms_source_address", "sms_source_type"),
+    Channel.EMAIL: ("email_from", "email_subject"),
 }
 
 
@@ -71,12 +89,48 @@ class SubCampaignForm(forms.ModelForm):
             self.fields["channel"].help_text = _(
                 "Fixed once the sub-campaign has contacts; create another for another channel."
             )
+        self.fields["channel"].widget.attrs["data-channel-select"] = ""  # portal.js
         self.fields["pacing_per_minute"].min_value = 1
         self.fields["pacing_per_minute"].widget.attrs["min"] = 1
         self.fields["max_attempts"].widget.attrs.update({"min": 1, "max": 20})
 
     def retry_field_names(self) -> list[str]:
         return [f"retry_{key}" for key in RETRY_FIELDS]
+
+    def retry_fields_with_channels(self) -> list[tuple[str, str]]:
+        """Each retry field with the channels it applies to (data-channels in the form)."""
+        return [(f"retry_{key}", " ".join(RETRY_CHANNELS[key])) for key in RETRY_FIELDS]
+
+    def _channel(self) -> str:
+        return self.cleaned_data.get("channel") or self.instance.channel
+
+    def clean_caller_id(self):
+        value = (self.cleaned_data.get("caller_id") or "").strip()
+        if not value or self._channel() != Channel.VOICE:
+            return value
+        region = getattr(getattr(connection.tenant, "enterprise", None), "default_region", "US")
+        try:
+            return normalize_phone(value, region)
+        except DeviceKeyError as exc:
+            raise forms.ValidationError(
+                _("The caller ID must be a phone number the callee can call back. %(why)s")
+                % {"why": exc}
+            ) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        channel = self._channel()
+        # Another channel's fields were hidden: what they hold (a default, a value typed
+        # before the channel changed) is not this sub-campaign's.
+        for other, names in CHANNEL_FIELDS.items():
+            if other != channel:
+                for name in names:
+                    if name in cleaned:
+                        cleaned[name] = False if name == "record_calls" else ""
+        for key, channels in RETRY_CHANNELS.items():
+            if channel not in channels:
+                cleaned[f"retry_{key}"] = None
+        return cleaned
 
     def clean_max_attempts(self):
         value = self.cleaned_data["max_attempts"]

@@ -119,3 +119,57 @@ def test_the_list_query_count_does_not_grow_with_campaigns(personas):
         body = client.get(LIST).content.decode()
     assert _rows(body, "campaign-row") == CAMPAIGNS_PAGE_SIZE
     assert len(many) == len(few)
+
+
+# --- the sub-campaign form: each channel its own fields (issue 14, item 7) ------------------
+
+
+def _form(**extra) -> dict:
+    return {"name": "Wave", "purpose": "collections", "pacing_per_minute": 60,
+            "max_attempts": 3, "retry_NO_ANSWER": 60, "retry_BUSY": 15, "retry_VOICEMAIL": 240,
+            "retry_FAILED": 120, "retry_ABANDONED": 30, "retry_UNDELIVERED": 240,
+            **extra}  # fmt: skip
+
+
+def test_a_voice_caller_id_must_be_a_phone_number_and_is_kept_in_e164(personas):
+    with tenant_context(personas.acct_a1):
+        campaign = do_create_campaign(name="Calls")
+    url = f"/a/acme-one/campaigns/{campaign.pk}/sub-campaigns/new/"
+    client = client_for(personas, "acct_admin")
+    refused = client.post(url, _form(channel="voice", caller_id="12"))
+    assert refused.status_code == 200
+    assert "The caller ID must be a phone number the callee can call back." in (
+        refused.content.decode()
+    )
+    saved = client.post(url, _form(channel="voice", caller_id="(713) 555-0100", name="Ok"))
+    assert saved.status_code == 302, saved.content.decode()
+    with tenant_context(personas.acct_a1):
+        sub = SubCampaign.objects.get(campaign=campaign)
+        assert sub.caller_id == "+17135550100"
+        assert sub.retry_wait_minutes("BUSY") == 15
+        assert sub.retry_wait_minutes("UNDELIVERED") is None
+
+
+def test_another_channels_fields_are_not_kept(personas):
+    # The form hides them (portal.js, data-channels); whatever they held is dropped on save.
+    from accounts.sending_domains import do_add_sending_domain
+
+    do_add_sending_domain(personas.ent_a, "acme.example.com")
+    with tenant_context(personas.acct_a1):
+        campaign = do_create_campaign(name="Mail")
+    url = f"/a/acme-one/campaigns/{campaign.pk}/sub-campaigns/new/"
+    client = client_for(personas, "acct_admin")
+    page = client.get(url).content.decode()
+    assert 'data-channel-select=""' in page and 'data-channels="voice"' in page
+    saved = client.post(url, _form(
+        channel="email", caller_id="12", record_calls="on", sms_source_address="55123",
+        email_from="billing@acme.example.com", email_subject="Statement", message="Hi {name}",
+    ))  # fmt: skip
+    assert saved.status_code == 302, saved.content.decode()
+    with tenant_context(personas.acct_a1):
+        sub = SubCampaign.objects.get(campaign=campaign)
+    assert (sub.caller_id, sub.record_calls, sub.sms_source_address) == ("", False, "")
+    assert sub.email_from == "billing@acme.example.com"
+    for voice_only in ("BUSY", "VOICEMAIL", "NO_ANSWER", "ABANDONED"):
+        assert sub.retry_wait_minutes(voice_only) is None, voice_only
+    assert sub.retry_wait_minutes("FAILED") == 120

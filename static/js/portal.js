@@ -2,7 +2,9 @@
 // refuse inline code and style attributes (settings.CONTENT_SECURITY_POLICY):
 //   <form data-confirm="Question?">  asks before submitting; Cancel keeps the page as it is;
 //   <select data-autosubmit>         submits its form when the choice changes;
-//   <div data-percent="42">          a progress bar's width (live.js moves it afterwards).
+//   <div data-percent="42">          a progress bar's width (live.js moves it afterwards);
+//   <div data-channels="voice sms">  shown only while the form's channel select
+//                                    (<select data-channel-select>) has one of these values.
 (function () {
   "use strict";
   document.addEventListener("submit", function (event) {
@@ -13,6 +15,18 @@
   document.addEventListener("change", function (event) {
     var field = event.target;
     if (field.hasAttribute && field.hasAttribute("data-autosubmit") && field.form) field.form.submit();
+  });
+  function showChannelFields(select) {
+    var form = select.form || document;
+    form.querySelectorAll("[data-channels]").forEach(function (part) {
+      var wanted = part.getAttribute("data-channels").split(" ");
+      part.hidden = wanted.indexOf(select.value) === -1;
+    });
+  }
+  document.querySelectorAll("select[data-channel-select]").forEach(showChannelFields);
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.hasAttribute && field.hasAttribute("data-channel-select")) showChannelFields(field);
   });
   document.querySelectorAll("[data-percent]").forEach(function (bar) {
     var percent = parseInt(bar.getAttribute("data-percent"), 10);

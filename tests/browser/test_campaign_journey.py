@@ -51,7 +51,17 @@ def test_account_admin_runs_an_sms_campaign(
     page.get_by_role("button", name="Create campaign").click()
     page.get_by_role("link", name="New sub-campaign").click()
     page.get_by_label("Name").fill("SMS wave 1")
+    # Each channel shows its own fields: a voice sub-campaign a caller ID, a text its source.
+    expect(page.get_by_label("Caller ID")).to_be_hidden()  # no channel chosen yet
+    page.get_by_label("Channel").select_option("voice")
+    expect(page.get_by_label("Caller ID")).to_be_visible()
+    expect(page.get_by_label("SMS source address")).to_be_hidden()
+    expect(page.get_by_label("Busy")).to_be_visible()
     page.get_by_label("Channel").select_option("sms")
+    expect(page.get_by_label("Caller ID")).to_be_hidden()
+    expect(page.get_by_label("Busy")).to_be_hidden()
+    expect(page.get_by_label("Undelivered")).to_be_visible()
+    expect(page.get_by_label("Email From")).to_be_hidden()
     page.get_by_label("Purpose").select_option("collections")
     page.get_by_label("SMS source address").fill("55123")
     page.get_by_label("SMS source type").select_option("short_code")
