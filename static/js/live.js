@@ -39,7 +39,8 @@
           var bar = box.querySelector("[data-progress-bar]");
           if (bar && data.percent !== undefined) {
             bar.style.width = data.percent + "%";
-            bar.setAttribute("aria-valuenow", data.percent);
+            var meter = bar.closest("[role=progressbar]") || bar;
+            meter.setAttribute("aria-valuenow", data.percent);
             bar.textContent = data.percent + "%";
           }
           Object.keys(data).forEach(function (key) {

@@ -1,7 +1,9 @@
 // Behaviour every page shares, kept out of the markup so the Content-Security-Policy can
 // refuse inline code and style attributes (settings.CONTENT_SECURITY_POLICY):
 //   <form data-confirm="Question?">  asks before submitting; Cancel keeps the page as it is;
-//   <select data-autosubmit>         submits its form when the choice changes;
+//   <select data-autosubmit>         submits its form when the choice changes: at once with
+//                                    the mouse; from the keyboard on Enter or on leaving it
+//                                    (arrow keys move through the choices, they do not choose);
 //   <div data-percent="42">          a progress bar's width (live.js moves it afterwards);
 //   <div data-channels="voice sms">  shown only while the form's channel select
 //                                    (<select data-channel-select>) has one of these values.
@@ -12,9 +14,34 @@
     var question = form.getAttribute && form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   });
+  var keyed = null; // the autosubmit select whose choice the keyboard is moving through
+  function autosubmit(field) {
+    return field && field.hasAttribute && field.hasAttribute("data-autosubmit") && field.form;
+  }
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (!autosubmit(field)) return;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      keyed = null;
+      field.form.submit();
+    } else if (event.key !== "Tab") {
+      keyed = field;
+    }
+  });
   document.addEventListener("change", function (event) {
     var field = event.target;
-    if (field.hasAttribute && field.hasAttribute("data-autosubmit") && field.form) field.form.submit();
+    if (autosubmit(field) && keyed !== field) field.form.submit();
+  });
+  document.addEventListener("focusout", function (event) {
+    var field = event.target;
+    if (autosubmit(field) && keyed === field) {
+      keyed = null;
+      if (field.value !== field.getAttribute("data-initial")) field.form.submit();
+    }
+  });
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (field) {
+    field.setAttribute("data-initial", field.value);
   });
   function showChannelFields(select) {
     var form = select.form || document;
