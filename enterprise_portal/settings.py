@@ -216,6 +216,8 @@ LANGUAGES = [("en", _("English")), ("pt-br", _("Portuguese (Brazil)"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True
+# One way of writing dates and times in both languages (enterprise_portal/formats).
+FORMAT_MODULE_PATH = ["enterprise_portal.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 
 # --- Static files are served by the app (WhiteNoise); no CDN.

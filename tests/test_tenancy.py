@@ -1,6 +1,7 @@
 """Accounts as schemas, sign-in to an account, the audit log, routing errors, language and time."""
 
 import datetime as dt
+import zoneinfo
 from urllib.parse import urlencode
 
 import pytest
@@ -320,3 +321,14 @@ def test_search_path_is_set_on_a_switch_and_not_again_for_the_same_schema(person
     assert _search_path() == "acct_acme_one, public", "the account page read its own schema"
     connection.set_schema_to_public()
     assert decide() == ['SET search_path = "public"'], "after an account's page: public again"
+
+
+@pytest.mark.parametrize("language", ["en", "pt-br"])
+def test_dates_are_written_one_way_in_both_languages(personas, language):
+    # Issue 14, item 8: not "12/02/2026 11:42 p.m." beside "2026-12-02 23:42".
+    client = client_for(personas, "ent_admin")
+    client.cookies["django_language"] = language
+    body = client.get(f"/enterprises/{personas.ent_a.pk}/").content.decode()
+    created = personas.acct_a1.created_at.astimezone(zoneinfo.ZoneInfo(personas.ent_a.time_zone))
+    assert created.strftime("%Y-%m-%d %H:%M") in body
+    assert " p.m." not in body and " a.m." not in body
