@@ -132,3 +132,22 @@ def test_enterprise_admin_traces_listens_deletes_exports_and_clicks_through(
     expect(page.get_by_test_id("sub-campaign-title")).to_contain_text(sub.name)
     expect(page.get_by_test_id("current-account")).to_have_text("Acme One")
     screenshot("trace-click-through")
+
+
+def test_the_trace_fits_a_phone_with_the_result_in_view(page, screenshot, traced):
+    # Issue 14, item 9: on a phone the table scrolled sideways, the Result off-screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, "ent.admin@acme.test", PASSWORD)
+    enterprise = Account.objects.get(slug="acme-one").enterprise_id
+    page.goto(f"/enterprises/{enterprise}/devices/")
+    page.get_by_label("Value").fill("(713) 555-4177")
+    page.get_by_role("button", name="Find Attempts").click()
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(3)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than the phone"
+    first = rows.nth(0)
+    expect(first).to_contain_text("Answered")
+    box = first.get_by_text("Answered").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+    screenshot("trace-phone")
