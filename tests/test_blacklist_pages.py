@@ -237,3 +237,21 @@ def test_malformed_list_ids_on_the_campaign_page_are_ignored_not_a_500(personas)
     assert response.status_code == 302
     with tenant_context(personas.acct_a1):
         assert not Campaign.objects.get(pk=sub.campaign_id).blacklists.exists()
+
+
+def test_the_contact_page_says_the_last_result_in_words(personas):
+    # Issue 14, item 2: "Voicemail", not VOICEMAIL; in Portuguese for a Portuguese reader.
+    with tenant_context(personas.acct_a1):
+        sub = factories.sub_campaign(
+            factories.contact_list([{"client_id": "V", "phones": [NUMBER]}])
+        )
+        state = DialState.objects.get(sub_campaign=sub)
+        DialState.objects.filter(pk=state.pk).update(last_disposition="VOICEMAIL")
+    client = client_for(personas, "acct_admin")
+    page = client.get(f"/a/acme-one/contacts/{state.contact_id}/").content.decode()
+    table = page.split('data-testid="dial-states"')[1].split("</table>")[0]
+    assert "Voicemail" in table and "VOICEMAIL" not in table
+    assert 'data-label="Last result"' in table  # a line of its own on a phone
+    client.cookies["django_language"] = "pt-br"
+    page = client.get(f"/a/acme-one/contacts/{state.contact_id}/").content.decode()
+    assert "Caixa postal" in page.split('data-testid="dial-states"')[1].split("</table>")[0]
