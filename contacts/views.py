@@ -3,8 +3,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.db.models import CharField, Count, F, Func, Min, Value
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -16,8 +19,10 @@ from contacts.forms import UploadForm
 from contacts.importer import upload_limit_bytes
 from contacts.models import ContactList
 from devices import uploads
+from devices.trace_csv import stream_csv
 
 PAGE_SIZE = 50
+REASONS_SHOWN = 20  # the most frequent reasons a list's rejected rows share
 
 
 @account_view(roles=ALL_ROLES)
@@ -64,11 +69,43 @@ def list_detail(request, list_id):
     contacts = Paginator(contact_list.contacts.order_by("id"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    # One line per reason (516 rows may share one), then the rows themselves, page by page.
+    # A reason quotes the row's value ("“555-0100” is too short…"): grouped without it.
+    reasons = (
+        contact_list.issues.annotate(kind=Func(
+            F("reason"), Value("“[^”]*”"), Value("“…”"), Value("g"), function="regexp_replace",
+            output_field=CharField(),
+        ))
+        .values("kind")
+        .annotate(rows=Count("id"), first_line=Min("line_number"))
+        .order_by("-rows", "first_line")[:REASONS_SHOWN]
+    )  # fmt: skip
     return render(
         request,
         "contacts/list_detail.html",
-        {"list": contact_list, "issues": issues, "contacts": contacts, "nav": "lists"},
-    )
+        {"list": contact_list, "issues": issues, "contacts": contacts, "nav": "lists",
+         "reasons": reasons},
+    )  # fmt: skip
+
+
+@account_view(roles=ALL_ROLES)
+@require_GET
+def list_rejects_csv(request, list_id):
+    """The rejected rows of a list, with their line and reason, to fix and upload again."""
+    contact_list = get_list_for(request.account_access, list_id)
+
+    def rows():
+        yield [_("Line"), _("Reason"), _("Content")]
+        for issue in contact_list.issues.order_by("line_number", "id").iterator(chunk_size=2000):
+            yield [issue.line_number, issue.reason, issue.raw]
+
+    response = StreamingHttpResponse(
+        stream_csv(rows(), time_zone=timezone.get_current_timezone_name(),
+                   language=get_language()),
+        content_type="text/csv; charset=utf-8",
+    )  # fmt: skip
+    response["Content-Disposition"] = f'attachment; filename="list-{contact_list.pk}-rejects.csv"'
+    return response
 
 
 @account_view(roles=ALL_ROLES)

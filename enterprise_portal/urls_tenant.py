@@ -64,6 +64,9 @@ account_patterns = (
             "lists/<int:list_id>/progress.json", contact_views.list_progress, name="list_progress"
         ),
         path(
+            "lists/<int:list_id>/rejects.csv", contact_views.list_rejects_csv, name="list_rejects"
+        ),
+        path(
             "contacts/<int:contact_id>/",
             dialler_contact_views.contact_detail,
             name="contact_detail",

@@ -3,6 +3,7 @@ whole-file problems refused with a message, progress counters, dial states, the 
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import threading
@@ -610,3 +611,45 @@ def test_worker_imports_an_uploaded_list(celery_worker, committed):
             action="contact_list.upload", account=account, object_repr=name
         ).delete()
         connection.set_schema_to_public()
+
+
+# --- the list's page (issue 14, item 6) -------------------------------------------------------
+
+
+def test_the_list_page_groups_the_reasons_and_offers_the_rejected_rows(personas):
+    from tests.helpers import client_for
+
+    with tenant_context(personas.acct_a1):
+        lines = ["client_id,phone"] + [f"C{n},555-01{n:02d}" for n in range(60)]
+        lines += ["G1,713 555 4101", "G2,not a number"]
+        contact_list = run(personas.acct_a1, "\n".join(lines) + "\n", name="Grouped")
+    client = client_for(personas, "acct_admin")
+    page = client.get(f"/a/acme-one/lists/{contact_list.pk}/").content.decode()
+    reasons = page.split('data-testid="reasons-table"')[1].split("</table>")[0]
+    assert reasons.count('data-testid="reason-row"') == 2, "one row per reason, not per line"
+    first = reasons.split('data-testid="reason-row"')[1]
+    assert ">60<" in first and ">2<" in first  # 60 rows share it; the first is line 2
+    assert 'data-testid="rejects-csv"' in page
+    export = client.get(f"/a/acme-one/lists/{contact_list.pk}/rejects.csv")
+    assert export["Content-Type"].startswith("text/csv")
+    text = b"".join(export.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Line", "Reason", "Content"] and len(rows) == 62
+    assert rows[-1][0] == "63" and "not a number" in rows[-1][2]
+    other = client_for(personas, "other_ent_admin")
+    assert other.get(f"/a/acme-one/lists/{contact_list.pk}/rejects.csv").status_code == 404
+
+
+def test_a_list_being_imported_shows_live_counts_not_no_contacts(personas):
+    from tests.helpers import client_for
+
+    with tenant_context(personas.acct_a1):
+        contact_list = ContactList.objects.create(
+            name="Big", status=ContactList.Status.IMPORTING, rows_read=230, rows_imported=220,
+            rows_rejected=10,
+        )  # fmt: skip
+    page = client_for(personas, "acct_admin").get(f"/a/acme-one/lists/{contact_list.pk}/")
+    body = page.content.decode()
+    assert 'data-field="status_label">Importing<' in body  # the badge follows the import
+    assert 'data-field="rows_imported">220<' in body and "data-poll-url" in body
+    assert 'data-testid="contacts-pending"' in body and "No contacts in this list." not in body
