@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import CharField, Count, F, Func, Min, Value
@@ -9,12 +10,12 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import ADMIN_ROLES, ALL_ROLES, account_view
 from accounts.urls_helpers import account_url
 from contacts.access import get_list_for
-from contacts.actions import do_upload_contact_list
+from contacts.actions import do_delete_contact_list, do_upload_contact_list
 from contacts.forms import UploadForm
 from contacts.importer import upload_limit_bytes
 from contacts.models import ContactList
@@ -124,3 +125,18 @@ def list_progress(request, list_id):
             "error": contact_list.error,
         }
     )
+
+
+@account_view(roles=ADMIN_ROLES)
+@require_POST
+def list_delete(request, list_id):
+    contact_list = get_list_for(request.account_access, list_id)
+    try:
+        deleted = do_delete_contact_list(contact_list, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return HttpResponseRedirect(account_url(connection.tenant, "account:list_detail",
+                                                contact_list.pk))  # fmt: skip
+    messages.success(request, _("List “%(name)s” deleted with its %(count)s contacts.")
+                     % {"name": contact_list.name, "count": deleted})  # fmt: skip
+    return HttpResponseRedirect(account_url(connection.tenant, "account:lists"))

@@ -66,6 +66,7 @@ account_patterns = (
         path(
             "lists/<int:list_id>/rejects.csv", contact_views.list_rejects_csv, name="list_rejects"
         ),
+        path("lists/<int:list_id>/delete/", contact_views.list_delete, name="list_delete"),
         path(
             "contacts/<int:contact_id>/",
             dialler_contact_views.contact_detail,

@@ -653,3 +653,30 @@ def test_a_list_being_imported_shows_live_counts_not_no_contacts(personas):
     assert 'data-field="status_label">Importing<' in body  # the badge follows the import
     assert 'data-field="rows_imported">220<' in body and "data-poll-url" in body
     assert 'data-testid="contacts-pending"' in body and "No contacts in this list." not in body
+
+
+def test_a_failed_or_unused_list_can_be_deleted_a_dialled_one_cannot(personas):
+    from campaigns.models import SubCampaign as Sub
+    from tests import factories
+    from tests.helpers import client_for
+
+    with tenant_context(personas.acct_a1):
+        failed = ContactList.objects.create(name="Broken", status=ContactList.Status.FAILED,
+                                            error="The file is not UTF-8 text")  # fmt: skip
+        used = factories.contact_list([{"client_id": "U1", "phones": ["+17135554101"]}])
+        factories.sub_campaign(used)
+    admin, agent = client_for(personas, "acct_admin"), client_for(personas, "agent")
+    page = admin.get(f"/a/acme-one/lists/{failed.pk}/").content.decode()
+    assert 'data-testid="delete-list"' in page and "data-confirm" in page
+    assert agent.post(f"/a/acme-one/lists/{failed.pk}/delete/").status_code == 403
+    assert admin.get(f"/a/acme-one/lists/{failed.pk}/delete/").status_code == 405
+    done = admin.post(f"/a/acme-one/lists/{failed.pk}/delete/", follow=True)
+    assert "List “Broken” deleted with its 0 contacts." in done.content.decode()
+    refused = admin.post(f"/a/acme-one/lists/{used.pk}/delete/", follow=True)
+    assert "Sub-campaigns use this list" in refused.content.decode()
+    with tenant_context(personas.acct_a1):
+        assert not ContactList.objects.filter(pk=failed.pk).exists()
+        assert ContactList.objects.filter(pk=used.pk).exists()
+        assert Sub.objects.filter(contact_lists=used).exists()
+    assert AuditEvent.objects.filter(action="contact_list.delete", account=personas.acct_a1,
+                                     details__name="Broken").exists()  # fmt: skip

@@ -316,6 +316,7 @@ TARGETS: dict[str, Target] = {
     "a/<slug>/lists/<int:list_id>/": Target(ACCOUNT_MEMBERS, params=LISTS + ("issues",)),
     "a/<slug>/lists/<int:list_id>/progress.json": Target(ACCOUNT_MEMBERS, weight=0.5),
     "a/<slug>/lists/<int:list_id>/rejects.csv": Target(ACCOUNT_MEMBERS, weight=0.5),
+    "a/<slug>/lists/<int:list_id>/delete/": Target(ACCOUNT_ADMINS, weight=0.5),
     "a/<slug>/contacts/<int:contact_id>/": Target(ACCOUNT_MEMBERS, params=LISTS),
     "a/<slug>/contacts/<int:contact_id>/disposition/": Target(ACCOUNT_MEMBERS),
     "a/<slug>/carrier/kannel/dlr/": Target(

@@ -106,6 +106,7 @@ MATRIX = {
     "/a/acme-one/lists/{list}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/lists/{list}/progress.json": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/lists/{list}/rejects.csv": [LOGIN, 404, 200, 200, 200, 404, 404],
+    "/a/acme-one/lists/{list}/delete/": [LOGIN, 404, 403, 405, 405, 404, 404],
     "/a/acme-one/contacts/{contact}/": [LOGIN, 404, 200, 200, 200, 404, 404],
     "/a/acme-one/contacts/{contact}/disposition/": [LOGIN, 404, 405, 405, 405, 404, 404],
     "/a/acme-one/blacklists/": [LOGIN, 404, 200, 200, 200, 404, 404],
