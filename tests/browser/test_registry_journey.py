@@ -2,6 +2,7 @@
 the registry's size and date, and looks a number up (real worker)."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.utils import timezone
@@ -32,7 +33,9 @@ def test_operator_imports_a_snapshot_and_sees_size_and_date(
     snapshot.write_text("telefone\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
     sign_in(page, "operator@platform.test", PASSWORD)
-    page.get_by_role("link", name="National registries").click()
+    # The operator lands on cards for the administration and the registries.
+    expect(page.get_by_test_id("operator-places")).to_be_visible()
+    page.get_by_test_id("operator-places").get_by_role("link", name=re.compile("National")).click()
     nmp = page.get_by_test_id("registry-br_nmp")
     expect(nmp.get_by_test_id("registry-badge")).to_have_text("Never imported")
     expect(page.get_by_test_id("registry-warning").first).to_contain_text(
