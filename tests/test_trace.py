@@ -801,6 +801,16 @@ def test_a_missing_file_is_a_404_not_a_500(personas, media):
 # --- 11. deleting -------------------------------------------------------------------------
 
 
+def test_the_delete_confirmation_names_the_recording(personas, media):
+    # Issue 14, item 5: "Delete this recording?" did not say which one.
+    row, _path, _ = _recorded(personas.acct_a1)
+    body = html.unescape(_body(_trace(client_for(personas, "ent_admin"), personas.ent_a,
+                                      "713 555 4101")))  # fmt: skip
+    when = timezone.localtime(row.attempted_at, CHICAGO).strftime("%Y-%m-%d %H:%M")
+    form = body.split(f'data-testid="delete-form-{row.pk}"')[1].split(">")[0]
+    assert f"Delete the recording of the call to {HOUSTON} on {when} (Acme One)?" in form
+
+
 def test_delete_removes_the_file_keeps_the_trace_and_audits(
     personas, media, django_capture_on_commit_callbacks
 ):
