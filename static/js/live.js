@@ -3,6 +3,46 @@
 (function () {
   "use strict";
 
+  // A region the user is working in (the pointer over it, focus inside it, a recording
+  // player open in it) is not replaced under them: a notice offers the new rows instead.
+  function busy(region) {
+    return region.matches(":hover") || region.contains(document.activeElement) ||
+      region.querySelector("audio") !== null;
+  }
+
+  function offer(region, name) {
+    var notice = document.querySelector('[data-new-rows-for="' + name + '"]');
+    if (notice) { notice.hidden = false; return; }
+    notice = document.createElement("div");
+    notice.className = "alert alert-info py-1 px-2 small";
+    notice.setAttribute("role", "status");
+    notice.setAttribute("data-new-rows-for", name);
+    notice.setAttribute("data-testid", "new-rows");
+    var text = document.createElement("span");
+    text.textContent = region.getAttribute("data-new-text") || "New rows arrived.";
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "btn btn-sm btn-outline-primary ms-2";
+    button.textContent = region.getAttribute("data-show-text") || "Show them";
+    button.addEventListener("click", function () {
+      notice.hidden = true;
+      refreshRegions([name]);
+    });
+    notice.appendChild(text);
+    notice.appendChild(button);
+    region.parentNode.insertBefore(notice, region);
+  }
+
+  function newRows(names) {
+    var now = [];
+    names.forEach(function (name) {
+      var region = document.querySelector('[data-refresh="' + name + '"]');
+      if (region && busy(region)) offer(region, name);
+      else now.push(name);
+    });
+    if (now.length) refreshRegions(now);
+  }
+
   function refreshRegions(names) {
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
@@ -13,6 +53,8 @@
           var fresh = doc.querySelector('[data-refresh="' + name + '"]');
           var current = document.querySelector('[data-refresh="' + name + '"]');
           if (fresh && current) current.innerHTML = fresh.innerHTML;
+          var notice = document.querySelector('[data-new-rows-for="' + name + '"]');
+          if (notice) notice.hidden = true;
         });
       });
   }
@@ -34,7 +76,7 @@
           });
           if (data.latest_attempt !== undefined && data.latest_attempt !== latest) {
             latest = data.latest_attempt;
-            refreshRegions(["attempts"]);
+            newRows(["attempts"]);
           }
           var bar = box.querySelector("[data-progress-bar]");
           if (bar && data.percent !== undefined) {
