@@ -680,3 +680,18 @@ def test_a_failed_or_unused_list_can_be_deleted_a_dialled_one_cannot(personas):
         assert Sub.objects.filter(contact_lists=used).exists()
     assert AuditEvent.objects.filter(action="contact_list.delete", account=personas.acct_a1,
                                      details__name="Broken").exists()  # fmt: skip
+
+
+@pytest.mark.parametrize(("language", "shown"), [("en", "12,345"), ("pt-br", "12.345")])
+def test_counts_carry_the_readers_thousands_separator(personas, language, shown):
+    # Issue 14, item 8: numbers without thousands separators.
+    from tests.helpers import client_for
+
+    with tenant_context(personas.acct_a1):
+        contact_list = ContactList.objects.create(
+            name="Large", status=ContactList.Status.READY, rows_read=12345, rows_imported=12345,
+        )  # fmt: skip
+    client = client_for(personas, "acct_admin")
+    client.cookies["django_language"] = language
+    body = client.get(f"/a/acme-one/lists/{contact_list.pk}/").content.decode()
+    assert f'data-field="rows_read">{shown}<' in body

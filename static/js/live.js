@@ -43,6 +43,12 @@
     if (now.length) refreshRegions(now);
   }
 
+  // Counts with the reader's thousands separator, as the pages print them (|grouped).
+  var numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  function grouped(value) {
+    return typeof value === "number" ? numbers.format(value) : value;
+  }
+
   function refreshRegions(names) {
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
@@ -72,7 +78,7 @@
           if (!data) return;
           Object.keys(data.counts || {}).forEach(function (key) {
             var el = box.querySelector('[data-count="' + key + '"]');
-            if (el) el.textContent = data.counts[key];
+            if (el) el.textContent = grouped(data.counts[key]);
           });
           if (data.latest_attempt !== undefined && data.latest_attempt !== latest) {
             latest = data.latest_attempt;
@@ -87,7 +93,7 @@
           }
           Object.keys(data).forEach(function (key) {
             var el = box.querySelector('[data-field="' + key + '"]');
-            if (el) el.textContent = data[key];
+            if (el) el.textContent = typeof data[key] === "number" ? grouped(data[key]) : data[key];
           });
           if (data.status === "ready" || data.status === "done" || data.status === "failed") {
             if (box.hasAttribute("data-reload-when-done")) window.location.reload();
