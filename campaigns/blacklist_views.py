@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -42,7 +42,7 @@ from contacts.importer import upload_limit_bytes
 from devices import uploads
 from devices.keys import DeviceKeyError, parse_phone_or_extension
 from devices.keys import display_phone as display_key
-from devices.trace_csv import stream_csv
+from devices.trace_csv import csv_download
 
 ENTRIES_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 50
@@ -306,11 +306,10 @@ def blacklist_export(request, blacklist_id):
 
     audit_export(request, blacklist)
     enterprise = connection.tenant.enterprise
-    content = stream_csv(rows(), time_zone=enterprise.time_zone, language=get_language())
-    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     slug = "".join(ch if ch.isalnum() else "-" for ch in blacklist.name)[:60]
-    response["Content-Disposition"] = f'attachment; filename="blacklist-{slug}.csv"'
-    return response
+    return csv_download(
+        rows(), f"blacklist-{slug}.csv", time_zone=enterprise.time_zone, language=get_language()
+    )
 
 
 def audit_export(request, blacklist: Blacklist) -> None:

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import CharField, Count, F, Func, Min, Value
-from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -20,7 +20,7 @@ from contacts.forms import UploadForm
 from contacts.importer import upload_limit_bytes
 from contacts.models import ContactList
 from devices import uploads
-from devices.trace_csv import stream_csv
+from devices.trace_csv import csv_download
 
 PAGE_SIZE = 50
 REASONS_SHOWN = 20  # the most frequent reasons a list's rejected rows share
@@ -100,13 +100,12 @@ def list_rejects_csv(request, list_id):
         for issue in contact_list.issues.order_by("line_number", "id").iterator(chunk_size=2000):
             yield [issue.line_number, issue.reason, issue.raw]
 
-    response = StreamingHttpResponse(
-        stream_csv(rows(), time_zone=timezone.get_current_timezone_name(),
-                   language=get_language()),
-        content_type="text/csv; charset=utf-8",
-    )  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="list-{contact_list.pk}-rejects.csv"'
-    return response
+    return csv_download(
+        rows(),
+        f"list-{contact_list.pk}-rejects.csv",
+        time_zone=timezone.get_current_timezone_name(),
+        language=get_language(),
+    )
 
 
 @account_view(roles=ALL_ROLES)

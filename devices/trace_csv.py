@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 
+from django.http import StreamingHttpResponse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -54,6 +55,17 @@ def stream_csv(rows: Iterable[Iterable], *, time_zone: str, language: str | None
         for row in rows:
             writer.writerow([safe_cell(value) for value in row])
             yield flush()
+
+
+def csv_download(rows: Iterable[Iterable], filename: str, *, time_zone: str,
+                 language: str | None) -> StreamingHttpResponse:  # fmt: skip
+    """``rows`` (header first) as a CSV file the browser saves as ``filename``."""
+    response = StreamingHttpResponse(
+        stream_csv(rows, time_zone=time_zone, language=language),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def trace_csv_rows(
