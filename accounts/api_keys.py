@@ -112,11 +112,16 @@ def _columns(model, alias: str) -> str:
 def _load(model, row, start: int):
     """A model instance from ``row[start:]``, its concrete fields in order; None for the
     NULLs of an outer join."""
-    names = [field.attname for field in model._meta.concrete_fields]
-    values = row[start : start + len(names)]
+    fields = model._meta.concrete_fields
+    values = row[start : start + len(fields)]
     if values[0] is None:
         return None
-    return model.from_db(connection.alias, names, values)
+    # The fields' own conversions, as the ORM applies them (a JSONField arrives as text).
+    values = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
 
 
 # Every API request reads its key, its enterprise and, for an account key, its account:

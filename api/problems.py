@@ -115,13 +115,14 @@ def request_has_nul(request) -> bool:
         return True
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return False
-    content_type = request.META.get("CONTENT_TYPE", "")
+    content_type = request.META.get("CONTENT_TYPE", "").lower()
     try:
-        if content_type.startswith("application/json"):
-            return b"\x00" in request.body or b"\\u0000" in request.body
-        if content_type.startswith("multipart/") and _length(request) > SMALL_FORM_BYTES:
-            return False
-        return any("\x00" in value for _k, values in request.POST.lists() for value in values)
+        if content_type.startswith("multipart/"):
+            if _length(request) > SMALL_FORM_BYTES:
+                return False
+            return any("\x00" in value for _k, values in request.POST.lists() for value in values)
+        # Any other body: ninja reads JSON whatever the declared type (text/plain included).
+        return b"\x00" in request.body or b"\\u0000" in request.body
     except (RawPostDataException, UnreadablePostError, ValueError):
         return False  # the view's own parsing answers a broken body
 

@@ -150,7 +150,12 @@ def _copy_settings(enterprise: Enterprise, rows: Sequence[SavedSetting], now: dt
         f"{_copy_text(row.created_by_label)}\n"
         for row in rows
     ]
-    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_SETTINGS) as copy:
+    # psycopg's own copy: its errors wrapped as Django's, so an outage is a 503, not a 500.
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(_COPY_SETTINGS) as copy,
+    ):
         copy.write("".join(lines))
 
 

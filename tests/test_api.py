@@ -537,3 +537,24 @@ def test_a_nul_character_in_a_page_is_a_form_error_or_a_400(personas):
     assert response.status_code == 200 and b"Null characters are not allowed" in response.content
     assert not ApiKey.objects.exists(), "the form said why and saved nothing"
     assert client.get("/a/acme%00one/").status_code == 400
+
+
+def test_a_keys_scopes_are_a_list_not_the_text_of_one(personas):
+    # The key is read with one SQL statement (accounts.api_keys): its JSON field must be
+    # converted as the ORM would, or "scope in key.scopes" tests a substring.
+    from accounts.api_keys import authenticate
+
+    _key1, secret = _key(personas, scopes=["trace:read"])
+    key = authenticate(secret)
+    assert key.scopes == ["trace:read"]
+    assert "trace" not in key.scopes and "read" not in key.scopes
+
+
+def test_a_nul_in_a_body_of_any_declared_type_is_a_422_not_a_500(personas):
+    _key1, secret = _key(personas, account=personas.acct_a1)
+    body = '{"devices": ["+17135554101"], "channel": "voice", "purpose": "collections", ' \
+           '"account": "acme\\u0000one"}'  # fmt: skip
+    for content_type in ("text/plain", "APPLICATION/JSON", "application/json"):
+        answer = _api(secret).post("/api/v1/decisions", body, content_type=content_type)
+        assert answer.status_code == 422, (content_type, answer.content)
+        assert _json(answer)["type"].endswith("/nul-character")
