@@ -94,9 +94,6 @@ class SubCampaignForm(forms.ModelForm):
         self.fields["pacing_per_minute"].widget.attrs["min"] = 1
         self.fields["max_attempts"].widget.attrs.update({"min": 1, "max": 20})
 
-    def retry_field_names(self) -> list[str]:
-        return [f"retry_{key}" for key in RETRY_FIELDS]
-
     def retry_fields_with_channels(self) -> list[tuple[str, str]]:
         """Each retry field with the channels it applies to (data-channels in the form)."""
         return [(f"retry_{key}", " ".join(RETRY_CHANNELS[key])) for key in RETRY_FIELDS]

@@ -8,7 +8,7 @@ from django.db.models import CharField, Count, F, Func, Min, Value
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -136,6 +136,7 @@ def list_delete(request, list_id):
         messages.error(request, " ".join(exc.messages))
         return HttpResponseRedirect(account_url(connection.tenant, "account:list_detail",
                                                 contact_list.pk))  # fmt: skip
-    messages.success(request, _("List “%(name)s” deleted with its %(count)s contacts.")
-                     % {"name": contact_list.name, "count": deleted})  # fmt: skip
+    done = ngettext("List “%(name)s” deleted with its %(count)s contact.",
+                    "List “%(name)s” deleted with its %(count)s contacts.", deleted)  # fmt: skip
+    messages.success(request, done % {"name": contact_list.name, "count": deleted})
     return HttpResponseRedirect(account_url(connection.tenant, "account:lists"))

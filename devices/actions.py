@@ -108,9 +108,7 @@ def _emit_settings(enterprise: Enterprise, rows: Sequence[DeviceSetting | SavedS
 
 def block_stop(setting: DeviceSetting | SavedSetting, source_label: str | None = None) -> Stop:
     """What a block's cancelled attempts say stopped them: the same words as the gate's."""
-    if source_label is None:
-        source_label = str(DeviceSetting.Source(setting.source).label)
-    label = source_label
+    label = source_label or str(DeviceSetting.Source(setting.source).label)
     detail = f"{label}: {setting.reason}".rstrip(": ")[:255]
     return Stop(RULE_DEVICE_BLOCK, setting.source, detail)
 

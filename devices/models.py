@@ -124,9 +124,9 @@ class Attempt(models.Model):
         return self.disposition != Disposition.SUPPRESSED
 
     @property
-    def is_call(self) -> bool:
-        """Call seconds and a recording apply to calls only."""
-        return self.channel == Channel.VOICE
+    def was_a_call(self) -> bool:
+        """Call seconds and a recording apply to calls that were made, nothing else."""
+        return self.channel == Channel.VOICE and self.was_sent
 
 
 class CallingWindow(models.Model):

@@ -312,33 +312,33 @@ class PolicyGate:
         settings: dict[str, SettingRow] = {}
         counts: dict[str, list[dt.datetime]] = {}
         rows = _prepared(
-                """
-                SELECT * FROM (
-                    SELECT DISTINCT ON (device_key) 's', device_key, action, source, reason,
-                           expires_at, NULL::timestamptz[]
-                    FROM public.devices_devicesetting
-                    WHERE enterprise_id = %(enterprise)s AND device_key = ANY(%(keys)s)
-                    ORDER BY device_key, created_at DESC, id DESC
-                ) latest
-                UNION ALL
-                SELECT 'a', device_key, NULL, NULL, NULL, NULL, array_agg(attempted_at)
-                FROM public.devices_attempt
-                WHERE %(cap)s AND enterprise_id = %(enterprise)s AND device_key = ANY(%(keys)s)
-                  AND attempted_at > %(since)s AND attempted_at <= %(now)s
-                  AND direction = 'outbound' AND disposition <> 'SUPPRESSED'
-                GROUP BY device_key
-                UNION ALL
-                SELECT 'w', region, NULL, start::text, "end"::text, NULL, NULL
-                FROM public.devices_callingwindow WHERE enterprise_id = %(enterprise)s
-                UNION ALL
-                SELECT 'h', region, NULL, date::text, NULL, NULL, NULL
-                FROM public.devices_holiday
-                WHERE enterprise_id = %(enterprise)s AND date BETWEEN %(first)s AND %(last)s
-                """,
-                {"enterprise": self.enterprise.pk, "keys": list(keys), "cap": bool(cap_days),
-                 "since": since, "now": self.now,
-                 "first": self.now.date() - dt.timedelta(days=2),
-                 "last": self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2)},
+            """
+            SELECT * FROM (
+                SELECT DISTINCT ON (device_key) 's', device_key, action, source, reason,
+                       expires_at, NULL::timestamptz[]
+                FROM public.devices_devicesetting
+                WHERE enterprise_id = %(enterprise)s AND device_key = ANY(%(keys)s)
+                ORDER BY device_key, created_at DESC, id DESC
+            ) latest
+            UNION ALL
+            SELECT 'a', device_key, NULL, NULL, NULL, NULL, array_agg(attempted_at)
+            FROM public.devices_attempt
+            WHERE %(cap)s AND enterprise_id = %(enterprise)s AND device_key = ANY(%(keys)s)
+              AND attempted_at > %(since)s AND attempted_at <= %(now)s
+              AND direction = 'outbound' AND disposition <> 'SUPPRESSED'
+            GROUP BY device_key
+            UNION ALL
+            SELECT 'w', region, NULL, start::text, "end"::text, NULL, NULL
+            FROM public.devices_callingwindow WHERE enterprise_id = %(enterprise)s
+            UNION ALL
+            SELECT 'h', region, NULL, date::text, NULL, NULL, NULL
+            FROM public.devices_holiday
+            WHERE enterprise_id = %(enterprise)s AND date BETWEEN %(first)s AND %(last)s
+            """,
+            {"enterprise": self.enterprise.pk, "keys": list(keys), "cap": bool(cap_days),
+             "since": since, "now": self.now,
+             "first": self.now.date() - dt.timedelta(days=2),
+             "last": self.now.date() + dt.timedelta(days=SEARCH_DAYS + 2)},
         )  # fmt: skip
         for kind, key, action, source, reason, expires_at, stamps in rows:
             if kind == "a":

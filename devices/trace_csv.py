@@ -88,7 +88,7 @@ def _rows(attempts: Iterable[Attempt]) -> Iterator[list]:
             direction = a.sms_direction
         else:
             direction = a.get_direction_display()
-        call = a.is_call and a.was_sent
+        call = a.was_a_call
         yield [
             timezone.localtime(a.attempted_at).strftime("%Y-%m-%d %H:%M:%S"), a.account_name,
             a.client_id, a.campaign_name, a.sub_campaign_name, a.get_channel_display(), direction,

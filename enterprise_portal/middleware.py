@@ -87,11 +87,11 @@ class AccountRoutingMiddleware(TenantSubfolderMiddleware):
     everything else to the public one), without rebuilding the URL resolvers on every
     request. django-tenants makes a new URLconf module for each request to an account and
     then clears every cached resolver, so each request parsed the whole URLconf again
-    (about 7 ms). Here each account's URLconf module is kept (the most recent
-    ``URLCONF_CACHE_SIZE``), so its resolver stays cached with it, and the public URLconf's
-    resolver is never cleared. The account is still read on every request (it may have
-    been deactivated); the API's public tenant row is kept per process, since every API
-    request reads its key from the database anyway."""
+    (about 4 ms of an API request; bench/README.md). Here each account's URLconf module is
+    kept (the most recent ``URLCONF_CACHE_SIZE``), so its resolver stays cached with it,
+    and the public URLconf's resolver is never cleared. The account is still read on every
+    request (it may have been deactivated); the API's public tenant row is kept per
+    process, since every API request reads its key from the database anyway."""
 
     URLCONF_CACHE_SIZE = 256
 

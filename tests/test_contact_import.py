@@ -695,3 +695,14 @@ def test_counts_carry_the_readers_thousands_separator(personas, language, shown)
     client.cookies["django_language"] = language
     body = client.get(f"/a/acme-one/lists/{contact_list.pk}/").content.decode()
     assert f'data-field="rows_read">{shown}<' in body
+
+
+def test_deleting_a_list_of_one_contact_says_so_in_the_singular(personas):
+    from tests import factories
+    from tests.helpers import client_for
+
+    with tenant_context(personas.acct_a1):
+        single = factories.contact_list([{"client_id": "S1", "phones": ["+17135554101"]}])
+    done = client_for(personas, "acct_admin").post(f"/a/acme-one/lists/{single.pk}/delete/",
+                                                   follow=True)  # fmt: skip
+    assert f"List “{single.name}” deleted with its 1 contact." in done.content.decode()
