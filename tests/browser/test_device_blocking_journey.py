@@ -24,6 +24,8 @@ def queued(committed):
     """A number queued in a running sub-campaign of Acme One and of Acme Two."""
     tag = uuid.uuid4().hex[:6]
     digits = f"{int(tag, 16) % 10000:04d}"
+    while DeviceSetting.objects.filter(device_key=f"+1713555{digits}").exists():
+        digits = f"{(int(digits) + 1) % 10000:04d}"  # a number no other test has set
     phone, typed = f"+1713555{digits}", f"(713) 555-{digits}"
     one, two = Account.objects.get(slug="acme-one"), Account.objects.get(slug="acme-two")
     names = {one: f"Collections {tag}", two: f"Reminders {tag}"}
